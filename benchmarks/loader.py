@@ -1,0 +1,198 @@
+"""Loader throughput, ours vs pytorchvideo, side by side on the same generated videos.
+
+    python benchmarks/loader.py [--videos 12] [--seconds 15] [--gop 250]
+
+Writes H.264 videos like prepared Kinetics clips (340x256, 10 s, 30 fps, textured motion,
+x264 defaults: keyframe every `--gop` frames, B-frames) into a temp dir, then measures in this
+one process:
+
+* per worker process (no DataLoader workers, pinned to one CPU core so that no decoder gets
+  extra threads): training clips/s for an 8x8 clip, and test videos/s for 10 clips of 8x8;
+  ours with decord and with PyAV vs `pytorchvideo.data.LabeledVideoDataset` with its decord
+  decoder and its `random` / `constant_clips_per_video` clip samplers;
+* end to end: DataLoader batches/s (8 videos a batch, 2 workers, all cores), training.
+
+Both sides decode the same windows and return uint8/float clips of 8 frames; pytorchvideo
+keeps every frame of its 64-frame window, so 8 are picked afterwards, as its recipes do.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import av
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from nlvideo.data import VideoClipDataset, VideoRecord, build_loader
+
+NUM_FRAMES, STRIDE, TEST_CLIPS, FPS = 8, 8, 10, 30
+
+
+def write_video(path: Path, seed: int, *, seconds: int = 10, gop: int = 250) -> None:
+    """340x256 H.264 clip of a drifting random texture (bitrate close to Kinetics clips)."""
+    rng = np.random.default_rng(seed)
+    small = rng.integers(0, 256, (64, 80, 3), dtype=np.uint8)
+    texture = np.kron(small, np.ones((8, 8, 1), dtype=np.uint8))  # (512, 640, 3) blocks
+    texture = (texture.astype(np.float32) * 0.5 + np.roll(texture, 4, axis=0) * 0.5).astype(
+        np.uint8
+    )
+    dy, dx = rng.integers(1, 4, size=2)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=FPS)
+        stream.width, stream.height, stream.pix_fmt = 340, 256, "yuv420p"
+        stream.gop_size = gop
+        stream.options = {"crf": "23", "preset": "veryfast"}
+        for i in range(seconds * FPS):
+            y, x = (i * dy) % 250, (i * dx) % 290
+            image = texture[y : y + 256, x : x + 340].copy()
+            image[:, :, i % 3] += rng.integers(0, 8, dtype=np.uint8)
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+
+
+def rate(step: Callable[[int], object], budget_s: float, min_items: int = 3) -> float:
+    """Items per second of `step(i)`, run for about `budget_s` seconds (one warm-up item)."""
+    step(0)
+    count, start = 0, time.perf_counter()
+    while count < min_items or time.perf_counter() - start < budget_s:
+        step(count + 1)
+        count += 1
+    return count / (time.perf_counter() - start)
+
+
+def cycle(dataset) -> Iterator:
+    """Iterate an IterableDataset forever (it stops after one pass over its videos)."""
+    while True:
+        yield from dataset
+
+
+def subsample(sample: dict) -> dict:
+    """pytorchvideo clips hold the whole 64-frame window: keep 8 frames, as its recipes do."""
+    video = sample["video"]
+    index = torch.linspace(0, video.shape[1] - 1, NUM_FRAMES).long()
+    return {**sample, "video": video[:, index]}
+
+
+def pytorchvideo_dataset(paths: list[Path], mode: str):
+    from pytorchvideo.data import LabeledVideoDataset, make_clip_sampler
+
+    duration = NUM_FRAMES * STRIDE / FPS
+    if mode == "train":
+        sampler, video_sampler = (
+            make_clip_sampler("random", duration),
+            torch.utils.data.RandomSampler,
+        )
+    else:
+        sampler = make_clip_sampler("constant_clips_per_video", duration, TEST_CLIPS)
+        video_sampler = torch.utils.data.SequentialSampler
+    return LabeledVideoDataset(
+        [(str(p), {"label": 0}) for p in paths],
+        clip_sampler=sampler,
+        video_sampler=video_sampler,
+        transform=subsample,
+        decode_audio=False,
+        decoder="decord",
+    )
+
+
+def ours(records: list[VideoRecord], mode: str, backend: str) -> VideoClipDataset:
+    return VideoClipDataset(
+        records, mode=mode, num_frames=NUM_FRAMES, stride=STRIDE, num_clips=TEST_CLIPS,
+        short_side=256, backend=backend,
+    )  # fmt: skip
+
+
+def per_process(paths: list[Path], budget: float) -> dict[str, float]:
+    records = [VideoRecord(str(p), 0, p.stem) for p in paths]
+    n = len(records)
+    results = {}
+    for backend in ("decord", "pyav"):
+        train = ours(records, "train", backend)
+        results[f"train ours/{backend}"] = rate(lambda i, d=train: d[i % n], budget)
+        test = ours(records, "test", backend)
+        results[f"test ours/{backend}"] = rate(lambda i, d=test: d[i % n], budget)
+    train_pv = cycle(pytorchvideo_dataset(paths, "train"))
+    results["train pytorchvideo/decord"] = rate(lambda i: next(train_pv), budget)
+    test_pv = cycle(pytorchvideo_dataset(paths, "test"))
+
+    def one_video(_: int) -> None:
+        for _clip in range(TEST_CLIPS):
+            next(test_pv)
+
+    results["test pytorchvideo/decord"] = rate(one_video, budget)
+    return results
+
+
+def end_to_end(paths: list[Path], budget: float, batch: int = 8) -> dict[str, float]:
+    records = [VideoRecord(str(p), 0, p.stem) for p in paths] * 4
+    loader = build_loader(
+        ours(records, "train", "decord"), batch_size=batch, num_workers=2, shuffle=True,
+        drop_last=True, pin_memory=False,
+    )  # fmt: skip
+    pv = DataLoader(pytorchvideo_dataset(paths * 4, "train"), batch_size=batch, num_workers=2)
+    results = {}
+    for name, dl in (("ours/decord", loader), ("pytorchvideo/decord", pv)):
+        it = iter(dl)
+        next(it)  # start the workers
+        count, start = 0, time.perf_counter()
+        while time.perf_counter() - start < budget:
+            try:
+                next(it)
+            except StopIteration:
+                it = iter(dl)
+                continue
+            count += 1
+        results[f"loader {name}"] = count / (time.perf_counter() - start)
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--videos", type=int, default=12)
+    parser.add_argument("--seconds", type=float, default=15.0, help="time per measurement")
+    parser.add_argument("--gop", type=int, default=250, help="keyframe interval of the videos")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = [Path(tmp) / f"v{i:02d}.mp4" for i in range(args.videos)]
+        start = time.perf_counter()
+        for i, path in enumerate(paths):
+            write_video(path, i, gop=args.gop)
+        mb = sum(p.stat().st_size for p in paths) / len(paths) / 1e6
+        print(f"{len(paths)} videos 340x256, 10 s, 30 fps, GOP {args.gop}, {mb:.2f} MB each "
+              f"(written in {time.perf_counter() - start:.0f} s)")  # fmt: skip
+
+        cores = os.sched_getaffinity(0)
+        os.sched_setaffinity(0, {min(cores)})
+        try:
+            single = per_process(paths, args.seconds)
+        finally:
+            os.sched_setaffinity(0, cores)
+        loader = end_to_end(paths, args.seconds)
+
+    print("\nper worker process (1 core, num_workers=0)")
+    for key, value in single.items():
+        unit = "clips/s" if key.startswith("train") else "videos/s"
+        print(f"  {key:28s} {value:8.2f} {unit}")
+    for mode, target in (("train", 1.3), ("test", 5.0)):
+        base = single[f"{mode} pytorchvideo/decord"]
+        for backend in ("decord", "pyav"):
+            ratio = single[f"{mode} ours/{backend}"] / base
+            print(f"  {mode} ours/{backend} vs pytorchvideo: {ratio:5.2f}x (target >= {target}x)")
+    print(f"\nend to end, DataLoader batches of 8 with 2 workers ({len(cores)} cores)")
+    for key, value in loader.items():
+        print(f"  {key:28s} {value:8.2f} batches/s")
+    ratio = loader["loader ours/decord"] / loader["loader pytorchvideo/decord"]
+    print(f"  ours vs pytorchvideo: {ratio:5.2f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,189 @@
+"""Non-local block fwd+bwd time and peak memory: ours (fast / reference) vs pytorchvideo.
+
+All three run in one process on the same input with the same weights, configured like
+pytorchvideo's ``create_nonlocal(instantiation="softmax", pool_size=(1, 2, 2))`` (embedded
+Gaussian, input pooled before phi/g, logits scaled by ``inter ** -0.5``)::
+
+    python benchmarks/nonlocal.py --shapes quick                 # CPU
+    python benchmarks/nonlocal.py --device cuda --dtype bf16 --shapes full
+
+Peak memory is the extra memory allocated during one forward+backward on top of the inputs and
+weights: on CUDA ``torch.cuda.max_memory_allocated``; on CPU the running maximum of the
+allocation/free events that ``torch.profiler`` records with ``profile_memory=True`` (one extra,
+untimed pass).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+
+import torch
+from pytorchvideo.layers.nonlocal_net import create_nonlocal
+from torch import nn
+
+from nlvideo.models.non_local import NLBlockND
+
+# (stage, channels, H = W): the ResNet-50 stages that hold Non-local blocks at 224 px input.
+STAGES = {"res3": (512, 28), "res4": (1024, 14)}
+SHAPES = {
+    # (stage, T, batch)
+    "quick": [
+        ("res3", 4, 1),
+        ("res4", 4, 1),
+        ("res3", 16, 1),
+        ("res4", 16, 1),
+        ("res4", 32, 1),
+        ("res4", 32, 2),
+    ],
+    "full": [(s, t, b) for s in STAGES for t in (4, 16, 32) for b in (1, 2)],
+}
+DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def build_models(channels: int, device: torch.device) -> dict[str, nn.Module]:
+    """Ours (fast, reference) and pytorchvideo's block with identical random weights."""
+    peer = create_nonlocal(
+        dim_in=channels, dim_inner=channels // 2, pool_size=(1, 2, 2), instantiation="softmax"
+    )
+    ours = NLBlockND(channels, channels // 2, "embedded", 3, pool_first=True, scale_logits=True)
+    with torch.no_grad():
+        for p in peer.parameters():
+            p.normal_(0.0, 0.02)
+        for src, dst in [
+            (peer.conv_theta, ours.theta),
+            (peer.conv_phi, ours.phi),
+            (peer.conv_g, ours.g),
+            (peer.conv_out, ours.out_conv),
+            (peer.norm, ours.out_norm),
+        ]:
+            dst.load_state_dict(src.state_dict())
+    reference = NLBlockND(
+        channels,
+        channels // 2,
+        "embedded",
+        3,
+        pool_first=True,
+        scale_logits=True,
+        use_fast_path=False,
+    )
+    reference.load_state_dict(ours.state_dict())
+    models = {"ours": ours, "ours-ref": reference, "pytorchvideo": peer}
+    return {k: m.to(device).train() for k, m in models.items()}
+
+
+def step_fn(model: nn.Module, x: torch.Tensor, autocast: torch.dtype | None) -> Callable[[], None]:
+    def step() -> None:
+        ctx = torch.autocast(x.device.type, dtype=autocast) if autocast else nullcontext()
+        with ctx:
+            out = model(x)
+        out.float().sum().backward()
+        x.grad = None
+        for p in model.parameters():
+            p.grad = None
+
+    return step
+
+
+def time_steps(steps: dict[str, Callable[[], None]], device: torch.device, repeats: int):
+    """Median seconds of one fwd+bwd per variant; variants interleaved so drift hits all alike."""
+    for step in steps.values():  # warm-up: kernels, allocator
+        step()
+        step()
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    for _ in range(repeats):
+        for name, step in steps.items():
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            step()
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def peak_memory(step: Callable[[], None], device: torch.device) -> int:
+    """Bytes allocated at the peak of one fwd+bwd, above what was allocated before it."""
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats(device)
+        base = torch.cuda.memory_allocated(device)
+        step()
+        torch.cuda.synchronize()
+        return torch.cuda.max_memory_allocated(device) - base
+    activities = [torch.profiler.ProfilerActivity.CPU]
+    with torch.profiler.profile(activities=activities, profile_memory=True) as prof:
+        step()
+    events = [e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"]
+    current = peak = 0
+    for event in sorted(events, key=lambda e: e.start_ns()):
+        if event.device_type() == torch.autograd.DeviceType.CPU:
+            current += event.nbytes()
+            peak = max(peak, current)
+    return peak
+
+
+def parse_shapes(text: str) -> list[tuple[str, int, int]]:
+    if text in SHAPES:
+        return SHAPES[text]
+    shapes = []
+    for item in text.split(","):
+        stage, frames, batch = item.split(":")
+        if stage not in STAGES:
+            raise ValueError(f"--shapes: stage expected one of {sorted(STAGES)}, got {stage!r}")
+        shapes.append((stage, int(frames), int(batch)))
+    return shapes
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument(
+        "--dtype", choices=sorted(DTYPES), default="fp32", help="fp32, or bf16/fp16 autocast"
+    )
+    parser.add_argument(
+        "--shapes",
+        default="quick",
+        help="quick, full, or a list of stage:T:batch such as res3:32:1,res4:16:2",
+    )
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--skip", nargs="*", default=[], help="variants to leave out")
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    autocast = DTYPES[args.dtype]
+    torch.manual_seed(0)
+
+    print(
+        f"device={device} dtype={args.dtype} threads={torch.get_num_threads()} "
+        f"torch={torch.__version__}"
+    )
+    header = (
+        f"{'stage':5} {'T':>3} {'N':>2} {'L':>6} {'M':>5} | {'variant':12} {'ms':>9} {'MiB':>8}"
+        f" | {'time/pv':>7} {'mem/pv':>6}"
+    )
+    print(header)
+    print("-" * len(header))
+    for stage, frames, batch in parse_shapes(args.shapes):
+        channels, size = STAGES[stage]
+        models = build_models(channels, device)
+        x = torch.randn(batch, channels, frames, size, size, device=device, requires_grad=True)
+        steps = {k: step_fn(m, x, autocast) for k, m in models.items() if k not in args.skip}
+        seconds = time_steps(steps, device, args.repeats)
+        results = {k: (seconds[k], peak_memory(step, device)) for k, step in steps.items()}
+        peer = results.get("pytorchvideo")
+        for name, (seconds, mem) in results.items():
+            ratio = f"{seconds / peer[0]:7.2f} {mem / peer[1]:6.2f}" if peer else ""
+            print(
+                f"{stage:5} {frames:3d} {batch:2d} {frames * size * size:6d} "
+                f"{frames * size * size // 4:5d} | {name:12} {seconds * 1e3:9.1f} "
+                f"{mem / 2**20:8.1f} | {ratio}"
+            )
+        del models, x
+
+
+if __name__ == "__main__":
+    main()

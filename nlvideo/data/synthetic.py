@@ -1,0 +1,437 @@
+"""Built-in synthetic data set whose classes can only be told apart by temporal order.
+
+Eight classes in four time-reversed pairs: move left/right, move up/down, rotate
+clockwise/anticlockwise, grow/shrink. Each clip of the second class of a pair is the exact
+time reversal of a clip of the first class drawn from the same parameters, and the
+parameter distributions are symmetric, so no single frame and no unordered set of frames
+identifies the class: only the order does. A model blind to time order (C2D) can at best
+find the pair (axis of motion), scoring ~50% on the direction within it.
+
+Clips are written as real H.264 mp4 files with PyAV, with "path label" lists in the
+Kinetics format and a classes.json, so they go through the same loader as real data.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import math
+import os
+import shutil
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import av
+import numpy as np
+from PIL import Image, ImageDraw
+
+logger = logging.getLogger(__name__)
+
+GENERATOR_VERSION = 1
+
+CLASSES: tuple[str, ...] = (
+    "move_left",
+    "move_right",
+    "move_up",
+    "move_down",
+    "rotate_clockwise",
+    "rotate_anticlockwise",
+    "grow",
+    "shrink",
+)
+
+# class -> (motion kind, whether the clip is the time reversal of the kind's forward motion).
+# Forward motions: x increasing (right), y increasing (down on screen), angle increasing in
+# image coordinates (clockwise on screen), radius increasing (grow).
+_MOTION: dict[str, tuple[str, bool]] = {
+    "move_left": ("horizontal", True),
+    "move_right": ("horizontal", False),
+    "move_up": ("vertical", True),
+    "move_down": ("vertical", False),
+    "rotate_clockwise": ("rotation", False),
+    "rotate_anticlockwise": ("rotation", True),
+    "grow": ("scale", False),
+    "shrink": ("scale", True),
+}
+
+# Time-reversal pairs (each class maps to the class its reversed clips belong to).
+REVERSED_CLASS: dict[str, str] = {
+    "move_left": "move_right",
+    "move_right": "move_left",
+    "move_up": "move_down",
+    "move_down": "move_up",
+    "rotate_clockwise": "rotate_anticlockwise",
+    "rotate_anticlockwise": "rotate_clockwise",
+    "grow": "shrink",
+    "shrink": "grow",
+}
+
+
+def _regular(n: int, inner: float | None = None) -> list[tuple[float, float]]:
+    """A regular n-gon (or a 2n-point star when ``inner`` is given) of radius 1."""
+    if inner is None:
+        angles = [2 * math.pi * k / n - math.pi / 2 for k in range(n)]
+        return [(math.cos(a), math.sin(a)) for a in angles]
+    pts = []
+    for k in range(2 * n):
+        r = 1.0 if k % 2 == 0 else inner
+        a = math.pi * k / n - math.pi / 2
+        pts.append((r * math.cos(a), r * math.sin(a)))
+    return pts
+
+
+def _poly(points: str) -> list[tuple[float, float]]:
+    """Vertices from "x,y x,y ..." text."""
+    return [tuple(float(v) for v in p.split(",")) for p in points.split()]
+
+
+# Unit-size polygons (x right, y down). The rotating shapes are elongated and have no
+# rotational symmetry, so their orientation is visible in every frame.
+SHAPES: dict[str, list[tuple[float, float]]] = {
+    "circle": _regular(32),
+    "square": _poly("-0.8,-0.8 0.8,-0.8 0.8,0.8 -0.8,0.8"),
+    "hexagon": _regular(6),
+    "star": _regular(5, inner=0.45),
+    "cross": _poly("-.3,-1 .3,-1 .3,-.3 1,-.3 1,.3 .3,.3 .3,1 -.3,1 -.3,.3 -1,.3 -1,-.3 -.3,-.3"),
+    "triangle": _poly("0,-1 0.5,0.9 -0.5,0.9"),
+    "ell": _poly("-0.7,-1 -0.2,-1 -0.2,0.5 0.6,0.5 0.6,1 -0.7,1"),
+    "tee": _poly("-.9,-1 .9,-1 .9,-.55 .25,-.55 .25,1 -.25,1 -.25,-.55 -.9,-.55"),
+    "arrow": _poly("0,-1 0.6,-0.3 0.2,-0.3 0.2,1 -0.2,1 -0.2,-0.3 -0.6,-0.3"),
+}
+ROTATING_SHAPES: tuple[str, ...] = ("triangle", "ell", "tee", "arrow")
+
+_SUPERSAMPLE = 4  # polygons are drawn at 4x and box-filtered down (anti-aliasing)
+
+
+@dataclass(frozen=True)
+class SyntheticParams:
+    """Everything that determines the generated files (stored in manifest.json)."""
+
+    num_train: int
+    num_val: int
+    seed: int
+    size: int
+    min_frames: int
+    max_frames: int
+    fps: int
+    crf: int
+    gop: int
+    version: int = GENERATOR_VERSION
+
+
+@dataclass(frozen=True)
+class BuiltinDataset:
+    """Paths of a generated built-in data set (lists use paths relative to ``root``)."""
+
+    root: Path
+    train_list: Path
+    val_list: Path
+    classes_file: Path
+    classes: list[str]
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+def _clip_rng(seed: int, split: int, index: int) -> np.random.Generator:
+    """An independent generator per clip, so clips can be made in any order or process."""
+    return np.random.default_rng(np.random.SeedSequence(entropy=seed, spawn_key=(split, index)))
+
+
+def _luma(rgb: np.ndarray) -> float:
+    return float(rgb @ np.array([0.299, 0.587, 0.114]))
+
+
+def _background(rng: np.random.Generator, size: int) -> tuple[np.ndarray, float]:
+    """A static textured background (smooth colour noise, optional stripes, fine grain)."""
+    base = rng.uniform(0.15, 0.85, size=3)
+    grid = rng.integers(3, 9)
+    coarse = rng.normal(0.0, 1.0, size=(grid, grid, 3)).astype(np.float32)
+    smooth = np.stack(
+        [
+            np.asarray(Image.fromarray(coarse[..., c]).resize((size, size), Image.BICUBIC))
+            for c in range(3)
+        ],
+        axis=-1,
+    )
+    bg = base + rng.uniform(0.03, 0.12) * smooth
+    if rng.random() < 0.3:  # static stripes at a random angle
+        yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+        theta = rng.uniform(0, math.pi)
+        period = rng.uniform(6, 16) * size / 64
+        phase = (xx * math.cos(theta) + yy * math.sin(theta)) * 2 * math.pi / period
+        bg = bg + rng.uniform(0.03, 0.08) * np.sin(phase)[..., None]
+    bg = bg + rng.normal(0.0, 0.02, size=bg.shape)
+    return bg.astype(np.float32), _luma(base)
+
+
+def _contrasting_colour(rng: np.random.Generator, bg_luma: float) -> np.ndarray:
+    """A saturated colour whose luminance differs clearly from the background's."""
+    for _ in range(100):
+        colour = rng.uniform(0, 1, size=3)
+        colour[rng.integers(3)] = rng.choice([0.0, 1.0])  # push towards saturation
+        if abs(_luma(colour) - bg_luma) > 0.25:
+            return colour.astype(np.float32)
+    return np.full(3, 0.0 if bg_luma > 0.5 else 1.0, dtype=np.float32)
+
+
+def _polygon_alpha(
+    shape: str, centre: tuple[float, float], radius: float, angle: float, size: int
+) -> np.ndarray:
+    """Anti-aliased coverage (H, W) in [0, 1] of a rotated, scaled, translated shape."""
+    s = _SUPERSAMPLE
+    c, si = math.cos(angle), math.sin(angle)
+    pts = [
+        (
+            (x * c - y * si) * radius * s + centre[0] * s,
+            (x * si + y * c) * radius * s + centre[1] * s,
+        )
+        for x, y in SHAPES[shape]
+    ]
+    img = Image.new("L", (size * s, size * s), 0)
+    ImageDraw.Draw(img).polygon(pts, fill=255)
+    return np.asarray(img.resize((size, size), Image.BOX), dtype=np.float32) / 255.0
+
+
+def _trajectory(
+    kind: str, rng: np.random.Generator, size: int, n: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Forward motion of one clip: per-frame centre x, centre y, radius and angle.
+
+    Every parameter is drawn from a distribution that is symmetric under time reversal
+    (e.g. the start and end of a path are exchangeable), so a reversed forward clip is a
+    sample of the paired class.
+    """
+    t = np.arange(n, dtype=np.float64)
+    margin = 2.0
+    if kind in ("horizontal", "vertical"):
+        radius = rng.uniform(0.09, 0.16) * size
+        room = size - 2 * (radius + margin)
+        travel = min(rng.uniform(0.7, 1.3) * size / 64 * (n - 1), 0.95 * room)
+        start = rng.uniform(radius + margin, size - radius - margin - travel)
+        along = start + travel * t / (n - 1)
+        across = np.full(n, rng.uniform(radius + margin, size - radius - margin))
+        x, y = (along, across) if kind == "horizontal" else (across, along)
+        return x, y, np.full(n, radius), np.full(n, rng.uniform(0, 2 * math.pi))
+    if kind == "rotation":
+        radius = rng.uniform(0.14, 0.24) * size
+        centre = rng.uniform(radius + margin, size - radius - margin, size=2)
+        omega = math.radians(rng.uniform(3.0, 7.0))
+        angle = rng.uniform(0, 2 * math.pi) + omega * t
+        return np.full(n, centre[0]), np.full(n, centre[1]), np.full(n, radius), angle
+    if kind == "scale":
+        r_min = rng.uniform(0.06, 0.09) * size
+        r_max = min(r_min * rng.uniform(2.0, 3.0), 0.3 * size)
+        radius = r_min * (r_max / r_min) ** (t / (n - 1))  # geometric growth
+        centre = rng.uniform(r_max + margin, size - r_max - margin, size=2)
+        return np.full(n, centre[0]), np.full(n, centre[1]), radius, np.full(n, rng.uniform(0, 7))
+    raise ValueError(f"unknown motion kind {kind!r}")
+
+
+def render_clip(
+    class_name: str, rng: np.random.Generator, *, size: int = 64, num_frames: int = 32
+) -> tuple[np.ndarray, np.ndarray]:
+    """Render one clip of ``class_name``.
+
+    Returns:
+        ``(frames, alpha)``: uint8 RGB frames (T, H, W, 3) and the object's coverage
+        (T, H, W) in [0, 1] (the ground truth, used by tests).
+    """
+    if class_name not in _MOTION:
+        raise ValueError(f"class_name must be one of {list(CLASSES)}, got {class_name!r}")
+    if num_frames < 2:
+        raise ValueError(f"num_frames must be >= 2, got {num_frames}")
+    kind, reverse = _MOTION[class_name]
+    bg, bg_luma = _background(rng, size)
+    if rng.random() < 0.5:  # a static distractor: motion, not appearance, carries the class
+        d_shape = str(rng.choice(list(SHAPES)))
+        d_r = rng.uniform(0.06, 0.1) * size
+        d_alpha = _polygon_alpha(
+            d_shape, tuple(rng.uniform(d_r, size - d_r, 2)), d_r, rng.uniform(0, 7), size
+        )[..., None]
+        bg = bg * (1 - d_alpha) + _contrasting_colour(rng, bg_luma) * d_alpha
+    shape = str(rng.choice(ROTATING_SHAPES if kind == "rotation" else list(SHAPES)))
+    colour = _contrasting_colour(rng, bg_luma)
+    xs, ys, radii, angles = _trajectory(kind, rng, size, num_frames)
+    noise_sigma = rng.uniform(0.0, 0.04)
+    frames = np.empty((num_frames, size, size, 3), dtype=np.uint8)
+    alphas = np.empty((num_frames, size, size), dtype=np.float32)
+    for i in range(num_frames):
+        alpha = _polygon_alpha(shape, (xs[i], ys[i]), radii[i], angles[i], size)
+        img = bg * (1 - alpha[..., None]) + colour * alpha[..., None]
+        img = img + rng.normal(0.0, noise_sigma, size=img.shape)
+        frames[i] = np.clip(img * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        alphas[i] = alpha
+    if reverse:
+        return frames[::-1].copy(), alphas[::-1].copy()
+    return frames, alphas
+
+
+def write_mp4(path: str | Path, frames: np.ndarray, *, fps: int = 25, crf: int = 18, gop: int = 12):
+    """Encode uint8 RGB frames (T, H, W, 3) as H.264 (yuv420p) mp4, deterministically."""
+    _, h, w, _ = frames.shape
+    if h % 2 or w % 2:
+        raise ValueError(f"H.264 yuv420p needs even frame sizes, got {w}x{h} for {path}")
+    with av.open(str(path), mode="w", format="mp4") as container:
+        stream = container.add_stream(
+            "libx264",
+            rate=fps,
+            options={"crf": str(crf), "preset": "veryfast", "g": str(gop), "threads": "1"},
+        )
+        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+        for frame in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())
+
+
+# --------------------------------------------------------------------------- data set
+
+
+_SPLITS = ("train", "val")
+
+
+def _clip_jobs(params: SyntheticParams) -> list[tuple[str, int, str]]:
+    """(split, index, relative path) of every clip; classes are balanced (index mod 8)."""
+    jobs = []
+    for split, count in zip(_SPLITS, (params.num_train, params.num_val), strict=True):
+        for i in range(count):
+            jobs.append((split, i, f"{split}/{CLASSES[i % len(CLASSES)]}/{split}_{i:05d}.mp4"))
+    return jobs
+
+
+def render_dataset_clip(
+    params: SyntheticParams, split: str, index: int
+) -> tuple[str, np.ndarray, np.ndarray]:
+    """Class name, frames and object coverage of clip ``index`` of ``split`` ("train"/"val")."""
+    rng = _clip_rng(params.seed, _SPLITS.index(split), index)
+    num_frames = int(rng.integers(params.min_frames, params.max_frames + 1))
+    class_name = CLASSES[index % len(CLASSES)]
+    frames, alpha = render_clip(class_name, rng, size=params.size, num_frames=num_frames)
+    return class_name, frames, alpha
+
+
+def _make_clip(args: tuple[Path, SyntheticParams, str, int, str]) -> None:
+    root, params, split, index, rel = args
+    _, frames, _ = render_dataset_clip(params, split, index)
+    write_mp4(root / rel, frames, fps=params.fps, crf=params.crf, gop=params.gop)
+
+
+@contextlib.contextmanager
+def _locked(root: Path) -> Iterator[None]:
+    """Exclusive lock on the data set folder (several processes may ask for it at once)."""
+    with open(root / ".lock", "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _result(root: Path) -> BuiltinDataset:
+    return BuiltinDataset(
+        root=root,
+        train_list=root / "train.txt",
+        val_list=root / "val.txt",
+        classes_file=root / "classes.json",
+        classes=list(CLASSES),
+    )
+
+
+def _is_cached(root: Path, params: SyntheticParams) -> bool:
+    try:
+        manifest = json.loads((root / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return False
+    if manifest.get("params") != asdict(params):
+        return False
+    return all((root / name).is_file() for name in manifest.get("files", []))
+
+
+def generate_builtin_dataset(
+    root: str | Path,
+    *,
+    num_train: int = 320,
+    num_val: int = 80,
+    seed: int = 0,
+    size: int = 64,
+    min_frames: int = 24,
+    max_frames: int = 48,
+    fps: int = 25,
+    crf: int = 18,
+    gop: int = 12,
+    workers: int | None = None,
+) -> BuiltinDataset:
+    """Generate the built-in data set under ``root``, or reuse it if already there.
+
+    The data set is reused when ``root/manifest.json`` holds the same parameters and all
+    its files exist; otherwise its folders are removed and regenerated. The manifest is
+    written last, so an interrupted run is regenerated next time.
+
+    Args:
+        root: Output folder (created).
+        num_train: Number of training clips (balanced over the 8 classes).
+        num_val: Number of validation clips.
+        seed: Seed; the same seed gives the same decoded frames.
+        size: Frame width and height in pixels (even).
+        min_frames: Shortest clip, in frames.
+        max_frames: Longest clip, in frames.
+        fps: Frame rate written in the files.
+        crf: x264 constant rate factor (lower is higher quality).
+        gop: Keyframe interval in frames.
+        workers: Processes used to render and encode (default: up to the CPU count).
+
+    Returns:
+        The list, class-index paths and class names.
+    """
+    if size < 16 or size % 2:
+        raise ValueError(f"size must be an even number >= 16, got {size}")
+    if not 2 <= min_frames <= max_frames:
+        raise ValueError(f"need 2 <= min_frames <= max_frames, got {min_frames}, {max_frames}")
+    if num_train < 0 or num_val < 0:
+        raise ValueError(f"num_train and num_val must be >= 0, got {num_train}, {num_val}")
+    params = SyntheticParams(num_train, num_val, seed, size, min_frames, max_frames, fps, crf, gop)
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    with _locked(root):
+        if _is_cached(root, params):
+            logger.info("built-in data set: reusing %s", root)
+            return _result(root)
+        logger.info("built-in data set: generating %d + %d clips in %s", num_train, num_val, root)
+        (root / "manifest.json").unlink(missing_ok=True)
+        for split in _SPLITS:
+            shutil.rmtree(root / split, ignore_errors=True)
+            for name in CLASSES:
+                (root / split / name).mkdir(parents=True)
+        jobs = _clip_jobs(params)
+        tasks = [(root, params, split, i, rel) for split, i, rel in jobs]
+        workers = workers or min(len(tasks), os.cpu_count() or 1, 8)
+        if workers > 1 and len(tasks) > 1:
+            with ProcessPoolExecutor(workers) as pool:
+                list(pool.map(_make_clip, tasks, chunksize=8))
+        else:
+            for task in tasks:
+                _make_clip(task)
+        for split in _SPLITS:
+            lines = [
+                f"{rel} {CLASSES.index(Path(rel).parent.name)}\n"
+                for s, _, rel in jobs
+                if s == split
+            ]
+            (root / f"{split}.txt").write_text("".join(lines))
+        (root / "classes.json").write_text(json.dumps(list(CLASSES), indent=1) + "\n")
+        files = [rel for *_, rel in jobs] + ["train.txt", "val.txt", "classes.json"]
+        manifest = {"params": asdict(params), "classes": list(CLASSES), "files": files}
+        tmp = root / "manifest.json.tmp"
+        tmp.write_text(json.dumps(manifest, indent=1) + "\n")
+        os.replace(tmp, root / "manifest.json")
+    return _result(root)
+
+
+def class_pairs(classes: Sequence[str] = CLASSES) -> list[tuple[int, int]]:
+    """Index pairs of time-reversed classes in ``classes``."""
+    index = {c: i for i, c in enumerate(classes)}
+    return sorted({tuple(sorted((index[c], index[REVERSED_CLASS[c]]))) for c in classes})

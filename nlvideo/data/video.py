@@ -1,0 +1,291 @@
+"""Decode exactly the sampled frames of a video, as uint8 RGB.
+
+Two backends with identical output (same frames, same order, same pixels):
+
+* ``"decord"`` (default, fast): one `VideoReader` per open with one decode thread, optional
+  resize at decode time, `get_batch` on the sorted unique indices, re-expanded afterwards.
+* ``"pyav"``: decodes forward from the first frame and counts the frames the decoder outputs,
+  so it is exact by construction; used to cross-check decord and as its fallback.
+
+decord pitfalls handled here (each reproduced in tests/test_video.py):
+
+* MP4 edit lists that trim a clip (common after stream-copy cutting) leave packets the decoder
+  discards; decord counts them as frames and returns shifted or repeated frames, or hangs on
+  the last indices. The container index says which samples are discarded, so such files are
+  read with PyAV instead.
+* decord fails at some decode-time widths (e.g. 48 or 72 pixels); any decord error falls back
+  to PyAV for that file, which only fails if the file itself is broken.
+* Display rotation is applied by both backends (decord does it itself).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from nlvideo.data.sampling import resized_shape
+
+logger = logging.getLogger(__name__)
+
+BACKENDS = ("decord", "pyav")
+_MP4_FORMATS = ("mov", "mp4", "m4a", "3gp")
+
+
+class VideoError(RuntimeError):
+    """A video cannot be read; `reason` says why in a few words."""
+
+    def __init__(self, path: str | Path, reason: str):
+        super().__init__(f"{path}: {reason}")
+        self.path = str(path)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What the container says, checked by decoding the first frame."""
+
+    num_frames: int | None  # frames the decoder will output; None if the container cannot say
+    fps: float  # average frame rate
+    height: int  # displayed size (after rotation), before any resize
+    width: int
+    rotation: int  # quarter turns counter-clockwise to display the coded frame
+    trimmed: bool  # the container marks some samples as discarded (edit list)
+
+
+def _check_file(path: str) -> None:
+    try:
+        size = os.stat(path).st_size
+    except OSError as e:
+        raise VideoError(path, "file not found") from e
+    if size == 0:
+        raise VideoError(path, "empty file (0 bytes)")
+
+
+def _av_error(path: str, e: Exception) -> VideoError:
+    message = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
+    return VideoError(path, f"cannot decode ({type(e).__name__}: {message})")
+
+
+def probe(path: str | Path) -> VideoInfo:
+    """Read the container header and decode the first frame (PyAV)."""
+    import av
+
+    path = str(path)
+    _check_file(path)
+    try:
+        with av.open(path) as container:
+            if not container.streams.video:
+                raise VideoError(path, "no video stream")
+            stream = container.streams.video[0]
+            stream.codec_context.thread_count = 1
+            first = next(container.decode(stream), None)
+            if first is None:
+                raise VideoError(path, "no decodable video frame")
+            rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+            fps = float(rate) if rate else 30.0
+            count, trimmed = None, False
+            if any(name in container.format.name for name in _MP4_FORMATS):
+                # MP4 index: one entry per sample, discarded ones flagged (edit lists).
+                entries = stream.index_entries
+                kept = sum(1 for e in entries if not e.is_discard)
+                count, trimmed = kept, kept != len(entries)
+            rotation = (int(first.rotation or 0) // 90) % 4
+            height, width = first.height, first.width
+    except VideoError:
+        raise
+    except Exception as e:
+        raise _av_error(path, e) from e
+    if rotation % 2:
+        height, width = width, height
+    return VideoInfo(count, fps, height, width, rotation, trimmed)
+
+
+class VideoReader(ABC):
+    """An open video: `read(indices)` returns those frames as uint8 (..., H, W, 3)."""
+
+    def __init__(self, path: str, info: VideoInfo, short_side: int | None):
+        self.path = path
+        self.info = info
+        self.fps = info.fps
+        self.height, self.width = resized_shape(info.height, info.width, short_side)
+
+    @property
+    @abstractmethod
+    def num_frames(self) -> int:
+        """Frames the sampler may index: [0, num_frames)."""
+
+    @abstractmethod
+    def _decode(self, indices: list[int]) -> np.ndarray:
+        """Frames at sorted unique `indices`, (N, H, W, 3) uint8."""
+
+    def read(self, indices: np.ndarray) -> np.ndarray:
+        """Decode each distinct index once, then expand to `indices.shape + (H, W, 3)`."""
+        indices = np.asarray(indices, dtype=np.int64)
+        if indices.size == 0:
+            raise ValueError(f"{self.path}: no frame indices to read")
+        if indices.min() < 0 or indices.max() >= self.num_frames:
+            raise ValueError(
+                f"{self.path}: frame indices must be in [0, {self.num_frames}), "
+                f"got [{indices.min()}, {indices.max()}]"
+            )
+        unique, inverse = np.unique(indices, return_inverse=True)
+        frames = self._decode(unique.tolist())
+        return frames[inverse.reshape(indices.shape)]
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release the decoder."""
+
+    def __enter__(self) -> VideoReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class PyAVReader(VideoReader):
+    """Decodes forward from the start, numbering frames as the decoder outputs them."""
+
+    def __init__(self, path: str, info: VideoInfo, short_side: int | None):
+        super().__init__(path, info, short_side)
+        self._count = info.num_frames or self._count_packets()
+
+    def _count_packets(self) -> int:
+        import av
+
+        try:
+            with av.open(self.path) as container:
+                stream = container.streams.video[0]
+                return sum(1 for p in container.demux(stream) if p.size and not p.is_discard)
+        except Exception as e:
+            raise _av_error(self.path, e) from e
+
+    @property
+    def num_frames(self) -> int:
+        return self._count
+
+    def _decode(self, indices: list[int]) -> np.ndarray:
+        import av
+
+        wanted, last = set(indices), indices[-1]
+        # Coded size before the display rotation.
+        h, w = (self.width, self.height) if self.info.rotation % 2 else (self.height, self.width)
+
+        def to_rgb(frame: av.VideoFrame) -> np.ndarray:
+            image = frame.reformat(width=w, height=h, format="rgb24", interpolation="BILINEAR")
+            return np.rot90(image.to_ndarray(), self.info.rotation)
+
+        found: dict[int, np.ndarray] = {}
+        count, frame = 0, None
+        try:
+            with av.open(self.path) as container:
+                stream = container.streams.video[0]
+                stream.codec_context.thread_count = 1
+                for count, frame in enumerate(container.decode(stream), 1):
+                    if count - 1 in wanted:
+                        found[count - 1] = to_rgb(frame)
+                    if count > last:
+                        break
+                if count <= last and frame is not None:
+                    found[count - 1] = to_rgb(frame)
+        except Exception as e:
+            raise _av_error(self.path, e) from e
+        if not found:
+            raise VideoError(self.path, "no decodable video frame")
+        if count <= last:
+            # The container over-reported its length: repeat the last real frame.
+            logger.warning("%s: %d frames decodable, %d expected", self.path, count, self._count)
+            self._count = count
+            return np.stack([found[min(i, count - 1)] for i in indices])
+        return np.stack([found[i] for i in indices])
+
+
+def _to_numpy(batch: object) -> np.ndarray:
+    """decord returns its NDArray, or a torch tensor once any library (e.g. pytorchvideo)
+    called `decord.bridge.set_bridge("torch")`, which is process-wide."""
+    if torch.is_tensor(batch):
+        return batch.numpy()
+    return batch.asnumpy()
+
+
+class DecordReader(VideoReader):
+    """decord with one thread; falls back to PyAV where decord is known to be wrong."""
+
+    def __init__(self, path: str, info: VideoInfo, short_side: int | None):
+        super().__init__(path, info, short_side)
+        import decord
+
+        decord.logging.set_level(decord.logging.QUIET)
+        self._short_side = short_side
+        try:
+            self._vr = decord.VideoReader(
+                path, ctx=decord.cpu(0), width=self.width, height=self.height, num_threads=1
+            )
+            length = len(self._vr)
+        except Exception as e:
+            raise _av_error(path, e) from e
+        self._count = length if info.num_frames is None else min(length, info.num_frames)
+
+    @property
+    def num_frames(self) -> int:
+        return self._count
+
+    def _decode(self, indices: list[int]) -> np.ndarray:
+        try:
+            frames = _to_numpy(self._vr.get_batch(indices))
+        except Exception as e:
+            logger.warning("%s: decord failed (%s), decoding with PyAV", self.path, e)
+            return PyAVReader(self.path, self.info, self._short_side)._decode(indices)
+        if frames.shape[1:3] != (self.height, self.width):
+            raise VideoError(self.path, f"decord returned frames of shape {frames.shape}")
+        return frames
+
+    def close(self) -> None:
+        self._vr = None
+
+
+def open_video(
+    path: str | Path, *, backend: str = "decord", short_side: int | None = None
+) -> VideoReader:
+    """Open a video for reading frames.
+
+    Args:
+        path: Video file.
+        backend: "decord" or "pyav" (identical output).
+        short_side: Resize at decode time so the shorter side has this length; None keeps it.
+
+    Raises:
+        VideoError: missing, empty, not a video, no video stream, undecodable.
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    path = str(path)
+    info = probe(path)
+    if backend == "decord" and not info.trimmed:
+        return DecordReader(path, info, short_side)
+    if backend == "decord":
+        logger.info("%s: MP4 edit list trims frames; reading with PyAV", path)
+    return PyAVReader(path, info, short_side)
+
+
+def frames_to_clips(frames: np.ndarray) -> torch.Tensor:
+    """(..., T, H, W, 3) uint8 frames -> (..., 3, T, H, W) contiguous uint8 tensor."""
+    clips = torch.from_numpy(np.ascontiguousarray(frames))
+    return clips.movedim(-1, -4).contiguous()  # (..., T, H, W, C) -> (..., C, T, H, W)
+
+
+def read_clips(
+    path: str | Path,
+    indices: np.ndarray,
+    *,
+    backend: str = "decord",
+    short_side: int | None = None,
+) -> torch.Tensor:
+    """Decode `indices` (K, T) from one open: uint8 tensor (K, 3, T, H, W)."""
+    with open_video(path, backend=backend, short_side=short_side) as reader:
+        return frames_to_clips(reader.read(indices))

@@ -1,0 +1,150 @@
+"""SGD with optional decay-free norm/bias parameters, and a per-iteration LR schedule.
+
+The schedule is a pure function of the optimiser step (linear warmup, then cosine or step
+decay), so resuming needs only the step count.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from nlvideo.config import OptimConfig, TrainConfig
+
+
+def param_groups(
+    model: nn.Module, *, weight_decay: float, no_decay_bn_bias: bool
+) -> list[dict[str, Any]]:
+    """Trainable parameters split into decayed and non-decayed groups.
+
+    With ``no_decay_bn_bias``, every 0-/1-D parameter (normalisation scales and shifts,
+    biases) goes to a group with weight decay 0, as PySlowFast's ``BN.WEIGHT_DECAY: 0.0``.
+    """
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not no_decay_bn_bias:
+        return [{"params": params, "weight_decay": weight_decay}]
+    decay = [p for p in params if p.ndim > 1]
+    no_decay = [p for p in params if p.ndim <= 1]
+    groups = [{"params": decay, "weight_decay": weight_decay}]
+    if no_decay:
+        groups.append({"params": no_decay, "weight_decay": 0.0})
+    return groups
+
+
+def build_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.SGD:
+    """SGD with momentum from the ``optim`` config section."""
+    groups = param_groups(
+        model, weight_decay=cfg.weight_decay, no_decay_bn_bias=cfg.no_decay_bn_bias
+    )
+    return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov)
+
+
+class LRSchedule:
+    """Linear warmup then cosine or step decay, evaluated per optimiser step.
+
+    During warmup the factor rises linearly from ``warmup_start_factor`` to the main schedule's
+    value at the end of warmup (as PySlowFast does); the main schedule spans all steps.
+
+    Args:
+        optimizer: its groups' ``lr`` are set from their ``initial_lr`` times the factor.
+        total_steps: schedule length in optimiser steps.
+        warmup_steps: linear warmup length.
+        warmup_start_factor: factor at step 0 when warming up.
+        kind: "cosine" or "step".
+        milestones: for "step", steps at which the factor is multiplied by ``gamma``.
+        gamma: step decay factor.
+        final_factor: for "cosine", the factor at ``total_steps``.
+    """
+
+    def __init__(
+        self,
+        optimizer: torch.optim.Optimizer,
+        *,
+        total_steps: int,
+        warmup_steps: int = 0,
+        warmup_start_factor: float = 0.1,
+        kind: str = "cosine",
+        milestones: Sequence[int] = (),
+        gamma: float = 0.1,
+        final_factor: float = 0.0,
+    ) -> None:
+        if kind not in ("cosine", "step"):
+            raise ValueError(f"schedule kind must be 'cosine' or 'step', got {kind!r}")
+        if total_steps < 1:
+            raise ValueError(f"total_steps must be >= 1, got {total_steps}")
+        self.optimizer = optimizer
+        self.total_steps = total_steps
+        self.warmup_steps = min(warmup_steps, total_steps)
+        self.warmup_start_factor = warmup_start_factor
+        self.kind = kind
+        self.milestones = sorted(milestones)
+        self.gamma = gamma
+        self.final_factor = final_factor
+        self.last_step = 0
+        for group in optimizer.param_groups:
+            group.setdefault("initial_lr", group["lr"])
+        self._apply()
+
+    def _main(self, step: int) -> float:
+        if self.kind == "step":
+            return self.gamma ** sum(step >= m for m in self.milestones)
+        progress = min(step, self.total_steps) / self.total_steps
+        return self.final_factor + (1 - self.final_factor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    def factor(self, step: int) -> float:
+        """LR multiplier for the optimiser step with 0-based index ``step``."""
+        if step < self.warmup_steps:
+            end = self._main(self.warmup_steps)
+            start = self.warmup_start_factor
+            return start + (end - start) * step / self.warmup_steps
+        return self._main(step)
+
+    def _apply(self) -> None:
+        f = self.factor(self.last_step)
+        for group in self.optimizer.param_groups:
+            group["lr"] = group["initial_lr"] * f
+
+    def step(self) -> None:
+        """Advance one optimiser step and set the LR for the next one."""
+        self.last_step += 1
+        self._apply()
+
+    def state_dict(self) -> dict[str, int]:
+        return {"last_step": self.last_step}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.last_step = int(state["last_step"])
+        self._apply()
+
+
+def schedule_steps(optim: OptimConfig, train: TrainConfig, steps_per_epoch: int) -> dict[str, Any]:
+    """Schedule lengths in steps: epochs-based by default, iteration-based with train.iterations."""
+    if train.iterations > 0:
+        return {
+            "total_steps": train.iterations,
+            "warmup_steps": optim.warmup_iters,
+            "milestones": list(optim.step_iters),
+        }
+    return {
+        "total_steps": train.epochs * steps_per_epoch,
+        "warmup_steps": round(optim.warmup_epochs * steps_per_epoch),
+        "milestones": [round(e * steps_per_epoch) for e in optim.step_epochs],
+    }
+
+
+def build_schedule(
+    optimizer: torch.optim.Optimizer, optim: OptimConfig, train: TrainConfig, steps_per_epoch: int
+) -> LRSchedule:
+    """The LR schedule from the ``optim`` and ``train`` config sections."""
+    return LRSchedule(
+        optimizer,
+        **schedule_steps(optim, train, steps_per_epoch),
+        warmup_start_factor=optim.warmup_start_factor,
+        kind=optim.schedule,
+        gamma=optim.gamma,
+        final_factor=optim.final_lr_factor,
+    )

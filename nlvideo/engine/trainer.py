@@ -1,0 +1,559 @@
+"""Training loop: data, model, SGD, checkpoints, evaluation and logs for one run.
+
+``run_training(cfg)`` is the whole job, single-process or under ``torchrun`` (DDP). Only rank 0
+writes files. A run can be stopped after ``train.max_steps`` steps and resumed from its
+``last.pt`` with the same result as an uninterrupted run: the checkpoint holds the model,
+optimiser, schedule, scaler, epoch, step, position in the epoch's (epoch-seeded) sample order
+and every rank's RNG states.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from tqdm import tqdm
+
+from nlvideo.config import Config, config_to_dict, config_to_yaml
+from nlvideo.data.annotations import (
+    VideoRecord,
+    load_classes,
+    load_kinetics_csv,
+    load_video_list,
+    save_classes,
+)
+from nlvideo.data.dataset import VideoClipDataset
+from nlvideo.data.gpu import DeviceBatch, DeviceTransform, build_loader, prefetch
+from nlvideo.engine.checkpoint import (
+    FORMAT,
+    capture_rng_state,
+    load_checkpoint,
+    load_pretrained,
+    restore_rng_state,
+    save_checkpoint,
+    seed_everything,
+    unwrap_model,
+)
+from nlvideo.engine.distributed import (
+    DistInfo,
+    all_gather_objects,
+    all_reduce_sum,
+    barrier,
+    cleanup,
+    init_distributed,
+)
+from nlvideo.engine.optim import LRSchedule, build_optimizer, build_schedule
+from nlvideo.data.synthetic import generate_builtin_dataset
+from nlvideo.eval import EvalReport, evaluate
+from nlvideo.models import build_model
+
+logger = logging.getLogger(__name__)
+
+
+def run_training(cfg: Config) -> dict[str, Any]:
+    """Train and evaluate as ``cfg`` says; returns the last evaluation (EvalReport.to_dict()).
+
+    Returns an empty dict when ``train.max_steps`` stops the run before any evaluation.
+
+    Raises:
+        ValueError: bad data paths, batch size or checkpoint, before training starts.
+        FloatingPointError: the loss became NaN or infinite (the message names the step).
+    """
+    check_data_config(cfg)
+    info = init_distributed(cfg.train.device)
+    try:
+        return Trainer(cfg, info).fit()
+    finally:
+        cleanup(info)
+
+
+@dataclass
+class RunData:
+    """Records and classes of a run, and the dataset options shared by both splits."""
+
+    train: list[VideoRecord]
+    val: list[VideoRecord]
+    classes: list[str]
+    dataset_kwargs: dict[str, Any]
+
+
+def check_data_config(cfg: Config) -> None:
+    """Fail fast (before any work) when real-data paths are missing.
+
+    Raises:
+        ValueError: naming the key and the path.
+    """
+    if cfg.data.builtin:
+        return
+    for key in ("train_list", "val_list", "class_index"):
+        value = getattr(cfg.data, key)
+        if not value and key != "class_index":
+            raise ValueError(f"data.{key} is required when data.builtin=false")
+        if value and not Path(value).is_file():
+            raise ValueError(f"data.{key}: {value} does not exist")
+    if cfg.data.root and not Path(cfg.data.root).is_dir():
+        raise ValueError(f"data.root: {cfg.data.root} is not a directory")
+
+
+def build_run_data(cfg: Config, info: DistInfo) -> RunData:
+    """The built-in data set (generated once, by rank 0) or the configured lists."""
+    d = cfg.data
+    if d.builtin:
+        s = cfg.synthetic
+        kwargs = {
+            "num_train": s.num_train,
+            "num_val": s.num_val,
+            "seed": s.seed,
+            "size": s.size,
+            "min_frames": s.min_frames,
+            "max_frames": s.max_frames,
+        }
+        if info.is_main:
+            generate_builtin_dataset(s.root, **kwargs)
+        barrier(info)
+        ds = generate_builtin_dataset(s.root, **kwargs)  # cached now
+        root, train_list, val_list = ds.root, ds.train_list, ds.val_list
+        classes: list[str] | None = list(ds.classes)
+    else:
+        root, train_list, val_list = d.root or None, d.train_list, d.val_list
+        classes = load_classes(d.class_index) if d.class_index else None
+    train, classes = _read_list(train_list, root, classes)
+    val, _ = _read_list(val_list, root, classes)
+    dataset_kwargs = {
+        "num_frames": d.num_frames,
+        "stride": d.stride,
+        "target_fps": d.target_fps,
+        "num_clips": d.num_clips,
+        "num_crops": d.num_crops,
+        "short_side": d.short_side or None,
+        "backend": d.backend,
+        "max_retries": d.max_retries,
+        "seed": cfg.train.seed,
+    }
+    return RunData(train, val, classes, dataset_kwargs)
+
+
+def _read_list(
+    path: str | Path, root: str | Path | None, classes: list[str] | None
+) -> tuple[list[VideoRecord], list[str]]:
+    if str(path).endswith(".csv"):
+        root = root if root is not None else Path(path).parent
+        return load_kinetics_csv(path, root=root, classes=classes)
+    return load_video_list(path, root=root, classes=classes)
+
+
+class RunLog:
+    """metrics.jsonl + TensorBoard on rank 0; silent elsewhere."""
+
+    def __init__(self, out_dir: Path | None) -> None:
+        self.out_dir = out_dir
+        self._tb = None
+        if out_dir is not None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._tb = SummaryWriter(log_dir=str(out_dir))
+
+    def write(self, kind: str, step: int, values: dict[str, Any]) -> None:
+        if self.out_dir is None:
+            return
+        record = {"kind": kind, "step": step, **values}
+        with open(self.out_dir / "metrics.jsonl", "a") as f:
+            f.write(json.dumps(record) + "\n")
+        for key, value in values.items():
+            if isinstance(value, int | float) and math.isfinite(value):
+                self._tb.add_scalar(f"{kind}/{key}", value, step)
+
+    def close(self) -> None:
+        if self._tb is not None:
+            self._tb.close()
+
+
+@dataclass
+class _Window:
+    """Running sums for the progress bar / log interval (global over ranks)."""
+
+    loss: float = 0.0
+    correct: float = 0.0
+    clips: float = 0.0
+    wait: float = 0.0
+    elapsed: float = 0.0
+
+    def add(self, loss_sum: float, correct: float, clips: float, wait: float, dt: float) -> None:
+        self.loss += loss_sum
+        self.correct += correct
+        self.clips += clips
+        self.wait += wait
+        self.elapsed += dt
+
+    def summary(self) -> dict[str, float]:
+        n = max(self.clips, 1.0)
+        return {
+            "loss": self.loss / n,
+            "acc": self.correct / n,
+            "clips_per_s": self.clips / max(self.elapsed, 1e-9),
+            "data_wait": self.wait / max(self.elapsed, 1e-9),
+        }
+
+
+class Trainer:
+    """One run: builds everything from ``cfg`` and trains; ``fit()`` runs it."""
+
+    def __init__(self, cfg: Config, info: DistInfo) -> None:
+        self.cfg, self.info, self.device = cfg, info, info.device
+        t = cfg.train
+        self.out_dir = Path(t.output_dir)
+        if info.is_main:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.amp = t.amp if self.device.type == "cuda" else "none"
+        if t.amp != "none" and self.amp == "none":
+            logger.info("train.amp=%s ignored on %s (autocast is used on CUDA only)", t.amp, self.device)
+        if t.batch_size % info.world_size:
+            raise ValueError(
+                f"train.batch_size={t.batch_size} is not divisible by the {info.world_size} ranks"
+            )
+
+        self.data: RunData = build_run_data(cfg, info)
+        self.classes = self.data.classes
+        seed_everything(t.seed)  # same initial weights on every rank
+        self.model_kwargs = self._model_kwargs()
+        model = build_model(cfg.model.name, **self.model_kwargs)
+        if cfg.model.pretrained:
+            load_pretrained(model, cfg.model.pretrained, cfg.model.pretrained_format)
+        self.model = self._wrap(model)
+        self.optimizer = build_optimizer(unwrap_model(self.model), cfg.optim)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp == "fp16")
+
+        self.train_loader = build_loader(
+            VideoClipDataset(list(self.data.train) * cfg.data.repeat_clips, mode="train", **self.data.dataset_kwargs),
+            batch_size=t.batch_size // info.world_size,
+            num_workers=cfg.data.num_workers,
+            shuffle=True,
+            drop_last=True,
+            distributed=info.distributed,
+            seed=t.seed,
+        )
+        self.steps_per_epoch = len(self.train_loader)
+        if self.steps_per_epoch == 0:
+            raise ValueError(
+                f"train.batch_size={t.batch_size} is larger than the training set "
+                f"({len(self.data.train) * cfg.data.repeat_clips} clips per epoch)"
+            )
+        self.schedule: LRSchedule = build_schedule(self.optimizer, cfg.optim, t, self.steps_per_epoch)
+        self.num_epochs = (
+            math.ceil(t.iterations / self.steps_per_epoch) if t.iterations > 0 else t.epochs
+        )
+        self.total_steps = self.schedule.total_steps
+        self.val_loader = build_loader(
+            VideoClipDataset(self.data.val, mode="test", **self.data.dataset_kwargs),
+            batch_size=max(1, t.eval_batch_size // info.world_size),
+            num_workers=cfg.data.num_workers,
+            shuffle=False,
+            drop_last=False,
+            distributed=info.distributed,
+            seed=t.seed,
+        )
+        d = cfg.data
+        self.train_transform = DeviceTransform(
+            mode="train", crop_size=d.crop_size, train_scale=tuple(d.train_scale), flip=d.flip
+        )
+        self.test_transform = DeviceTransform(
+            mode="test",
+            crop_size=d.test_crop_size or d.crop_size,
+            test_scale=d.test_scale,
+            num_crops=d.num_crops,
+        )
+        self.epoch, self.step, self.batches_done = 0, 0, 0
+        self.best_metric = -1.0
+        self._pending_rng: dict | None = None
+        self.log = RunLog(self.out_dir if info.is_main else None)
+
+    # ------------------------------------------------------------------ setup
+
+    def _model_kwargs(self) -> dict[str, Any]:
+        m = self.cfg.model
+        num_classes = m.num_classes or len(self.classes)
+        if m.num_classes and m.num_classes != len(self.classes):
+            raise ValueError(
+                f"model.num_classes={m.num_classes} but the data has {len(self.classes)} classes"
+            )
+        return {
+            "num_classes": num_classes,
+            "dropout": m.dropout,
+            "nl_mode": m.nl_mode,
+            "nl_locations": m.nl_locations,
+            "nl_pool_first": m.nl_pool_first,
+            "nl_scale_logits": m.nl_scale_logits,
+            "nl_sub_sample": m.nl_sub_sample,
+        }
+
+    def _wrap(self, model: nn.Module) -> nn.Module:
+        t, cuda = self.cfg.train, self.device.type == "cuda"
+        if t.sync_bn and self.info.distributed:
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        model = model.to(self.device)
+        if t.channels_last:
+            if cuda:
+                model = model.to(memory_format=torch.channels_last_3d)
+            else:
+                logger.info("train.channels_last ignored on %s (CUDA only)", self.device)
+        if self.info.distributed:
+            ids = [self.device.index] if cuda else None
+            model = DistributedDataParallel(model, device_ids=ids)
+        if t.compile:
+            if cuda:
+                model = torch.compile(model)
+            else:
+                logger.info("train.compile ignored on %s (CUDA only)", self.device)
+        return model
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if self.amp == "none":
+            return contextlib.nullcontext()
+        dtype = torch.bfloat16 if self.amp == "bf16" else torch.float16
+        return torch.autocast(device_type="cuda", dtype=dtype)
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def _state(self) -> dict[str, Any]:
+        rng = all_gather_objects(capture_rng_state(), self.info)  # one entry per rank
+        return {
+            "format": FORMAT,
+            "model": unwrap_model(self.model).state_dict(),
+            "model_name": self.cfg.model.name,
+            "model_kwargs": self.model_kwargs,
+            "classes": list(self.classes),
+            "config": config_to_dict(self.cfg),
+            "epoch": self.epoch,
+            "step": self.step,
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.schedule.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "rng": rng,
+            "sampler": {"epoch": self.epoch, "batches_done": self.batches_done, "seed": self.cfg.train.seed},
+            "best_metric": self.best_metric,
+        }
+
+    def _save(self, *, best: bool = False) -> None:
+        state = self._state()  # collective: every rank takes part
+        if self.info.is_main:
+            save_checkpoint(self.out_dir / "last.pt", state)
+            if best:
+                save_checkpoint(self.out_dir / "best.pt", state)
+        barrier(self.info)
+
+    def _resume(self) -> None:
+        path = Path(self.cfg.train.resume) if self.cfg.train.resume else self.out_dir / "last.pt"
+        if not self.cfg.train.resume and not path.is_file():
+            return
+        ckpt = load_checkpoint(path, map_location="cpu")
+        if ckpt["model_name"] != self.cfg.model.name:
+            raise ValueError(
+                f"checkpoint {path} holds a {ckpt['model_name']!r} model, "
+                f"but model.name={self.cfg.model.name!r}"
+            )
+        try:
+            unwrap_model(self.model).load_state_dict(ckpt["model"])
+            self.optimizer.load_state_dict(ckpt["optimizer"])
+        except (RuntimeError, ValueError, KeyError) as e:
+            raise ValueError(f"checkpoint {path} does not fit this run's model/optimiser: {e}") from e
+        self.schedule.load_state_dict(ckpt["scheduler"])
+        self.scaler.load_state_dict(ckpt["scaler"])
+        self.epoch, self.step = int(ckpt["epoch"]), int(ckpt["step"])
+        self.batches_done = int(ckpt["sampler"]["batches_done"])
+        self.best_metric = float(ckpt["best_metric"])
+        rngs = ckpt["rng"]
+        if len(rngs) == self.info.world_size:
+            self._pending_rng = rngs[self.info.rank]
+        else:
+            logger.warning("checkpoint %s was written by %d ranks, not %d: RNG states not restored",
+                           path, len(rngs), self.info.world_size)
+        logger.info("resumed from %s at epoch %d, step %d", path, self.epoch + 1, self.step)
+
+    def _write_run_files(self) -> None:
+        if self.info.is_main:
+            (self.out_dir / "config.yaml").write_text(config_to_yaml(self.cfg))
+            save_classes(self.classes, self.out_dir / "classes.json")
+
+    # ------------------------------------------------------------------ loop
+
+    def fit(self) -> dict[str, Any]:
+        """Train (resuming if there is a checkpoint), evaluating as configured."""
+        self._write_run_files()
+        self._resume()
+        t = self.cfg.train
+        last: dict[str, Any] = {}
+        try:
+            while self.epoch < self.num_epochs:
+                epoch = self.epoch
+                stats = self._train_epoch(epoch)
+                finished = self.batches_done == self.steps_per_epoch or (
+                    t.iterations > 0 and self.step >= t.iterations
+                )
+                if not finished:  # stopped by train.max_steps in the middle of an epoch
+                    self._save()
+                    logger.info("stopped at step %d (train.max_steps); checkpoint saved", self.step)
+                    return last
+                self.epoch, self.batches_done = epoch + 1, 0
+                is_best = False
+                if (epoch + 1) % t.eval_every == 0 or self.epoch == self.num_epochs:
+                    report = self._evaluate()
+                    last = report.to_dict()
+                    is_best = report.video_top1 > self.best_metric
+                    self.best_metric = max(self.best_metric, report.video_top1)
+                    self._log_eval(epoch, report)
+                self._log_epoch(epoch, stats)
+                self._save(best=is_best)
+                if t.max_steps and self.step >= t.max_steps:
+                    logger.info("stopped at step %d (train.max_steps)", self.step)
+                    return last
+            if not last:  # resumed a finished run: evaluate it again
+                report = self._evaluate()
+                last = report.to_dict()
+                self._log_eval(self.epoch - 1, report)
+            return last
+        finally:
+            self.log.close()
+
+    def _batches(self, epoch: int) -> Iterator[DeviceBatch]:
+        """The epoch's batches, skipping those done before a mid-epoch checkpoint."""
+        self.train_loader.sampler.set_epoch(epoch)
+        if self._pending_rng is not None and self.batches_done == 0:
+            restore_rng_state(self._pending_rng)
+            self._pending_rng = None
+        it = iter(self.train_loader)
+        for _ in range(self.batches_done):
+            next(it)
+        if self._pending_rng is not None:  # mid-epoch: the state was taken at this point
+            restore_rng_state(self._pending_rng)
+            self._pending_rng = None
+        return prefetch(it, self.device, self.train_transform)
+
+    def _train_epoch(self, epoch: int) -> dict[str, float]:
+        t, model = self.cfg.train, self.model
+        model.train()
+        stop_at = min(s for s in (t.max_steps, t.iterations, 10**18) if s > 0)
+        batches = self._batches(epoch)
+        bar = tqdm(
+            total=self.steps_per_epoch,
+            initial=self.batches_done,
+            desc=f"epoch {epoch + 1}/{self.num_epochs}",
+            disable=not (self.info.is_main and t.progress),
+            dynamic_ncols=True,
+            leave=False,
+        )
+        window, total = _Window(), _Window()
+        replaced = torch.zeros(1, device=self.device)
+        tick = time.perf_counter()
+        while self.batches_done < self.steps_per_epoch and self.step < stop_at:
+            batch = next(batches)
+            waited = time.perf_counter() - tick
+            stats = self._train_step(batch)
+            replaced += batch.replaced
+            dt = time.perf_counter() - tick
+            tick = time.perf_counter()
+            window.add(*stats, waited, dt)
+            total.add(*stats, waited, dt)
+            self.batches_done += 1
+            bar.update(1)
+            summary = window.summary()
+            bar.set_postfix(
+                loss=f"{summary['loss']:.3f}",
+                acc=f"{summary['acc']:.2f}",
+                clips_s=f"{summary['clips_per_s']:.1f}",
+                wait=f"{summary['data_wait']:.0%}",
+            )
+            if self.step % t.log_every == 0:
+                lr = self.optimizer.param_groups[0]["lr"]
+                self.log.write("train", self.step, {"epoch": epoch + 1, "lr": lr, **summary})
+                window = _Window()
+        bar.close()
+        return {**total.summary(), "replaced": int(all_reduce_sum(replaced, self.info).item())}
+
+    def _train_step(self, batch: DeviceBatch) -> tuple[float, float, float]:
+        clips = batch.clips
+        if self.cfg.train.channels_last and self.device.type == "cuda":
+            clips = clips.contiguous(memory_format=torch.channels_last_3d)
+        with self._autocast():
+            logits = self.model(clips)
+        loss = F.cross_entropy(
+            logits.float(), batch.labels, label_smoothing=self.cfg.train.label_smoothing
+        )
+        n = float(batch.labels.numel())
+        sums = torch.stack(
+            [loss.detach() * n, (logits.argmax(1) == batch.labels).sum().float(), loss.new_tensor(n)]
+        )
+        loss_sum, correct, count = all_reduce_sum(sums, self.info).tolist()
+        if not math.isfinite(loss_sum):
+            raise FloatingPointError(
+                f"loss is {loss_sum / count} at step {self.step + 1} (epoch {self.epoch + 1}, "
+                f"batch {self.batches_done + 1}); lower optim.lr or set optim.clip_grad_norm"
+            )
+        self.scaler.scale(loss).backward()
+        if self.cfg.optim.clip_grad_norm is not None:
+            self.scaler.unscale_(self.optimizer)
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.optim.clip_grad_norm)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.schedule.step()
+        self.step += 1
+        return loss_sum, correct, count
+
+    def _evaluate(self) -> EvalReport:
+        model = unwrap_model(self.model) if not self.cfg.train.compile else self.model
+        model = getattr(model, "module", model)  # evaluate without DDP's collectives
+        batches = prefetch(self.val_loader, self.device, self.test_transform)
+        report = evaluate(
+            model,
+            batches,
+            records=self.data.val,
+            classes=self.classes,
+            amp=self.amp,
+            distributed=self.info.distributed,
+        )
+        self.model.train()
+        return report
+
+    # ------------------------------------------------------------------ logs
+
+    def _log_epoch(self, epoch: int, stats: dict[str, float]) -> None:
+        self.log.write("epoch", self.step, {"epoch": epoch + 1, **stats})
+        logger.info(
+            "epoch %d/%d: loss %.4f, clip acc %.3f, %.1f clips/s, data wait %.0f%%, "
+            "replaced %d broken videos",
+            epoch + 1,
+            self.num_epochs,
+            stats["loss"],
+            stats["acc"],
+            stats["clips_per_s"],
+            100 * stats["data_wait"],
+            stats["replaced"],
+        )
+
+    def _log_eval(self, epoch: int, report: EvalReport) -> None:
+        values = {
+            "epoch": epoch + 1,
+            "clip_top1": report.clip_top1,
+            "clip_top5": report.clip_top5,
+            "video_top1": report.video_top1,
+            "video_top5": report.video_top5,
+            "mean_class_accuracy": report.mean_class_accuracy,
+            "failed": len(report.failed),
+        }
+        self.log.write("eval", self.step, values)
+        if not self.info.is_main:
+            return
+        logger.info("eval after epoch %d:\n%s", epoch + 1, report.format_table())
+        report.save_json(self.out_dir / "eval_report.json")
+        report.save_confusion_png(self.out_dir / "confusion.png")

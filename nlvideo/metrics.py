@@ -1,0 +1,146 @@
+"""Classification metrics for clips and videos (NumPy + scikit-learn).
+
+Clip metrics score every view (temporal clip x spatial crop) on its own; video metrics
+average the softmax of all views of a video first (the paper's multi-view testing).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.metrics import confusion_matrix as _sk_confusion_matrix
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax of (N, C) logits, numerically stable."""
+    z = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def topk_correct(scores: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
+    """Per-row bool: is the label among the ``k`` highest scores?
+
+    Ties are broken towards the lower class index (a stable sort), so a row of equal scores
+    counts as correct only for the first ``k`` classes. ``k`` larger than the class count
+    means every row is correct.
+    """
+    if scores.ndim != 2 or labels.shape != (scores.shape[0],):
+        raise ValueError(
+            f"expected scores (N, C) and labels (N,), got {scores.shape}, {labels.shape}"
+        )
+    k = min(k, scores.shape[1])
+    # Rank of the label = number of classes scoring strictly higher, plus ties before it.
+    label_scores = scores[np.arange(len(labels)), labels][:, None]
+    higher = (scores > label_scores).sum(axis=1)
+    tied_before = ((scores == label_scores) & (np.arange(scores.shape[1]) < labels[:, None])).sum(
+        axis=1
+    )
+    return higher + tied_before < k
+
+
+def topk_accuracy(scores: np.ndarray, labels: np.ndarray, k: int) -> float:
+    """Fraction of rows whose label is among the top ``k`` scores (NaN for no rows)."""
+    if len(labels) == 0:
+        return float("nan")
+    return float(topk_correct(scores, labels, k).mean())
+
+
+def video_scores(
+    clip_probs: np.ndarray, clip_labels: np.ndarray, video_index: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Average clip probabilities per video.
+
+    Args:
+        clip_probs: (N, C) per-view probabilities.
+        clip_labels: (N,) labels (equal for the views of one video).
+        video_index: (N,) video of each view.
+
+    Returns:
+        ``(videos, probs, labels)``: sorted unique video indices (V,), mean probabilities
+        (V, C) and labels (V,).
+    """
+    videos, inverse = np.unique(video_index, return_inverse=True)
+    sums = np.zeros((len(videos), clip_probs.shape[1]), dtype=np.float64)
+    np.add.at(sums, inverse, clip_probs)
+    counts = np.bincount(inverse, minlength=len(videos))
+    labels = np.zeros(len(videos), dtype=np.int64)
+    labels[inverse] = clip_labels
+    if not np.array_equal(labels[inverse], clip_labels):
+        raise ValueError("views of one video carry different labels")
+    return videos, sums / counts[:, None], labels
+
+
+def confusion_matrix(labels: np.ndarray, preds: np.ndarray, num_classes: int) -> np.ndarray:
+    """(C, C) counts: rows are true classes, columns predicted classes."""
+    if len(labels) == 0:
+        return np.zeros((num_classes, num_classes), dtype=np.int64)
+    return _sk_confusion_matrix(labels, preds, labels=np.arange(num_classes))
+
+
+def per_class_accuracy(confusion: np.ndarray) -> np.ndarray:
+    """Recall of every class from a confusion matrix; NaN for classes with no samples."""
+    support = confusion.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(support > 0, np.diag(confusion) / support, np.nan)
+
+
+def mean_class_accuracy(confusion: np.ndarray) -> float:
+    """Mean of the per-class accuracies over the classes that have samples."""
+    acc = per_class_accuracy(confusion)
+    return float(np.nanmean(acc)) if np.isfinite(acc).any() else float("nan")
+
+
+@dataclass
+class ClassificationMetrics:
+    """Clip- and video-level results of one evaluation."""
+
+    clip_top1: float
+    clip_top5: float
+    video_top1: float
+    video_top5: float
+    mean_class_accuracy: float
+    per_class_accuracy: np.ndarray  # (C,), NaN where a class has no videos
+    confusion: np.ndarray  # (C, C) video-level counts
+    videos: np.ndarray  # (V,) evaluated video indices, sorted
+    video_probs: np.ndarray  # (V, C) view-averaged probabilities
+    video_labels: np.ndarray  # (V,)
+    num_clips: int
+
+
+def compute_metrics(
+    clip_logits: np.ndarray,
+    clip_labels: np.ndarray,
+    video_index: np.ndarray,
+    num_classes: int,
+) -> ClassificationMetrics:
+    """All metrics from per-view logits.
+
+    Args:
+        clip_logits: (N, C) logits of every view.
+        clip_labels: (N,) true class of every view.
+        video_index: (N,) video each view belongs to.
+        num_classes: C (classes absent from the labels still get a confusion row).
+    """
+    clip_logits = np.asarray(clip_logits, dtype=np.float64)
+    clip_labels = np.asarray(clip_labels, dtype=np.int64)
+    video_index = np.asarray(video_index, dtype=np.int64)
+    if clip_logits.ndim != 2 or clip_logits.shape[1] != num_classes:
+        raise ValueError(f"expected logits (N, {num_classes}), got {clip_logits.shape}")
+    probs = softmax(clip_logits) if len(clip_logits) else clip_logits
+    videos, vprobs, vlabels = video_scores(probs, clip_labels, video_index)
+    confusion = confusion_matrix(vlabels, vprobs.argmax(axis=1), num_classes)
+    return ClassificationMetrics(
+        clip_top1=topk_accuracy(probs, clip_labels, 1),
+        clip_top5=topk_accuracy(probs, clip_labels, 5),
+        video_top1=topk_accuracy(vprobs, vlabels, 1),
+        video_top5=topk_accuracy(vprobs, vlabels, 5),
+        mean_class_accuracy=mean_class_accuracy(confusion),
+        per_class_accuracy=per_class_accuracy(confusion),
+        confusion=confusion,
+        videos=videos,
+        video_probs=vprobs,
+        video_labels=vlabels,
+        num_clips=len(clip_labels),
+    )

@@ -1,0 +1,269 @@
+"""Non-local block (Wang et al., "Non-local Neural Networks", CVPR 2018, section 3.2).
+
+``z = x + W_z(y)`` with ``y_i = 1/C(x) * sum_j f(x_i, x_j) g(x_j)`` over all positions ``j`` of a
+1-, 2- or 3-D feature map. Four pairwise functions ``f`` (the paper's instantiations):
+
+* ``"gaussian"``: ``exp(x_i . x_j)``, normalised by a softmax over ``j`` (no theta/phi convs);
+* ``"embedded"``: ``exp(theta_i . phi_j)``, softmax over ``j``;
+* ``"dot"``: ``theta_i . phi_j / M``;
+* ``"concatenate"``: ``ReLU(w^T [theta_i; phi_j]) / M``,
+
+where ``M`` is the number of key positions (after sub-sampling). ``forward`` never builds the
+``N x M`` affinity matrix: softmax modes go through ``scaled_dot_product_attention`` (a fused,
+memory-lean kernel on CPU and GPU), ``dot`` uses associativity ``theta (phi^T g) / M``, and
+``concatenate`` sorts the key scores so that each query's sum is two prefix-sum look-ups.
+``forward_reference`` builds the affinity matrix explicitly (tests, visualisation).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+logger = logging.getLogger(__name__)
+
+MODES = ("gaussian", "embedded", "dot", "concatenate")
+_CONV = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
+_POOL = {1: nn.MaxPool1d, 2: nn.MaxPool2d, 3: nn.MaxPool3d}
+_NORM = {1: nn.BatchNorm1d, 2: nn.BatchNorm2d, 3: nn.BatchNorm3d}
+# Paper/seed sub-sampling: spatial 2x2 only (time is kept) for video, 2 for 1-D sequences.
+_DEFAULT_POOL = {1: (2,), 2: (2, 2), 3: (1, 2, 2)}
+_SPATIAL_NAMES = {1: "L", 2: "H, W", 3: "T, H, W"}
+# On CPU, softmax attention with at most this many affinity entries (batch x L x M) runs as plain
+# matmul + softmax: faster there than the fused kernel (measured with benchmarks/nonlocal.py,
+# about 25% on the attention at 3136 x 784 x 512) and small enough not to matter for memory.
+CPU_MATH_MAX_ELEMENTS = 8 * 2**20
+
+
+class NLBlockND(nn.Module):
+    """Non-local block for 1-D, 2-D or 3-D inputs; a new block is exactly the identity.
+
+    Args:
+        in_channels: Channels of the input (and output).
+        inter_channels: Channels of theta/phi/g; defaults to ``in_channels // 2`` (at least 1).
+        mode: Pairwise function: ``"gaussian"``, ``"embedded"``, ``"dot"`` or ``"concatenate"``.
+        dimension: Number of spatial dimensions of the input (1, 2 or 3).
+        bn_layer: Put a BatchNorm after the output conv (the paper's choice, zero-initialised).
+        sub_sample: Max-pool the key/value side (phi and g) to cut ``M``.
+        pool_first: Pool the input before the phi/g convs (pytorchvideo/PySlowFast) instead of
+            pooling their outputs (paper and the widely copied seed implementation).
+        scale_logits: Multiply the pairwise scores by ``d ** -0.5`` before normalisation, ``d``
+            being the channels of the dot product (``inter_channels``; ``in_channels`` for
+            ``"gaussian"``), as pytorchvideo's "softmax" instantiation does.
+        pool_size: Pool kernel (= stride) per spatial dimension; overrides the default
+            ``(1, 2, 2)`` / ``(2, 2)`` / ``(2,)`` when ``sub_sample`` is on.
+        norm_eps: BatchNorm epsilon.
+        norm_momentum: BatchNorm momentum.
+        use_fast_path: Use the memory-lean kernels in ``forward`` (else the explicit reference).
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        inter_channels: int | None = None,
+        mode: str = "embedded",
+        dimension: int = 3,
+        bn_layer: bool = True,
+        sub_sample: bool = True,
+        *,
+        pool_first: bool = False,
+        scale_logits: bool = False,
+        pool_size: tuple[int, ...] | None = None,
+        norm_eps: float = 1e-5,
+        norm_momentum: float = 0.1,
+        use_fast_path: bool = True,
+    ) -> None:
+        super().__init__()
+        if mode not in MODES:
+            raise ValueError(f"NLBlockND: mode expected one of {MODES}, got {mode!r}")
+        if dimension not in _CONV:
+            raise ValueError(f"NLBlockND: dimension expected one of (1, 2, 3), got {dimension!r}")
+        if not isinstance(in_channels, int) or in_channels <= 0:
+            raise ValueError(f"NLBlockND: in_channels expected a positive int, got {in_channels!r}")
+        if inter_channels is None:
+            inter_channels = max(in_channels // 2, 1)
+        if not isinstance(inter_channels, int) or inter_channels <= 0:
+            raise ValueError(
+                f"NLBlockND: inter_channels expected a positive int or None, got {inter_channels!r}"
+            )
+        if pool_size is not None:
+            pool_size = tuple(pool_size)
+            if len(pool_size) != dimension or any(int(p) < 1 for p in pool_size):
+                raise ValueError(
+                    f"NLBlockND: pool_size expected {dimension} positive ints for a "
+                    f"{dimension}-D block, got {pool_size!r}"
+                )
+        self.in_channels = in_channels
+        self.inter_channels = inter_channels
+        self.mode = mode
+        self.dimension = dimension
+        self.sub_sample = sub_sample
+        self.pool_first = pool_first
+        self.scale_logits = scale_logits
+        self.use_fast_path = use_fast_path
+        key_channels = in_channels if mode == "gaussian" else inter_channels
+        # Multiplier of the pairwise score before normalisation.
+        self.scale = key_channels**-0.5 if scale_logits else 1.0
+
+        conv = _CONV[dimension]
+        if mode != "gaussian":  # gaussian uses x itself on both sides, as in the paper
+            self.theta = conv(in_channels, inter_channels, kernel_size=1)
+            self.phi = conv(in_channels, inter_channels, kernel_size=1)
+        self.g = conv(in_channels, inter_channels, kernel_size=1)
+        if mode == "concatenate":  # w in ReLU(w^T [theta_i; phi_j]); ReLU applied in forward
+            self.concat_project = conv(2 * inter_channels, 1, kernel_size=1, bias=False)
+
+        kernel = (pool_size or _DEFAULT_POOL[dimension]) if sub_sample else (1,) * dimension
+        if any(k > 1 for k in kernel):
+            self.pool = _POOL[dimension](kernel_size=kernel, stride=kernel)
+        else:
+            self.pool = nn.Identity()
+
+        self.out_conv = conv(inter_channels, in_channels, kernel_size=1)
+        if bn_layer:
+            self.out_norm = _NORM[dimension](in_channels, eps=norm_eps, momentum=norm_momentum)
+            nn.init.zeros_(self.out_norm.weight)
+            nn.init.zeros_(self.out_norm.bias)
+        else:
+            self.out_norm = nn.Identity()
+            nn.init.zeros_(self.out_conv.weight)
+            nn.init.zeros_(self.out_conv.bias)
+
+    def extra_repr(self) -> str:
+        return (
+            f"mode={self.mode!r}, dimension={self.dimension}, pool_first={self.pool_first}, "
+            f"scale={self.scale:.4g}, use_fast_path={self.use_fast_path}"
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Returns ``x + W_z(y)`` with the same shape as ``x``."""
+        if not self.use_fast_path:
+            return self.forward_reference(x)[0]
+        self._check_input(x)
+        theta, phi, g = self._embed(x)
+        if self.mode in ("gaussian", "embedded"):
+            y = _softmax_attention(theta, phi, g, self.scale)
+        elif self.mode == "dot":
+            y = _dot_attention(theta, phi, g, self.scale)
+        else:
+            w = self.concat_project.weight.flatten()
+            y = _concat_attention(theta, phi, g, w, self.scale)
+        return self._output(x, y)
+
+    def forward_reference(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Explicit-affinity path; returns ``(z, attention)`` with attention ``(N, THW, M)``."""
+        self._check_input(x)
+        theta, phi, g = self._embed(x)
+        if self.mode == "concatenate":
+            n, length, c = theta.shape
+            m = phi.shape[1]
+            # (N, L, C) and (N, M, C) -> (N, L, M, 2C): every [theta_i; phi_j] pair
+            pairs = torch.cat(
+                [theta[:, :, None].expand(n, length, m, c), phi[:, None].expand(n, length, m, c)],
+                dim=-1,
+            )
+            w = self.concat_project.weight.flatten()
+            logits = F.relu(pairs @ w) * self.scale  # (N, L, M, 2C) @ (2C,) -> (N, L, M)
+        else:
+            logits = theta @ phi.transpose(1, 2) * self.scale  # (N, L, C) x (N, C, M) -> (N, L, M)
+        if self.mode in ("gaussian", "embedded"):
+            attention = logits.softmax(dim=-1)
+        else:
+            attention = logits / logits.shape[-1]
+        y = attention @ g  # (N, L, M) x (N, M, Ci) -> (N, L, Ci)
+        return self._output(x, y), attention
+
+    def _check_input(self, x: Tensor) -> None:
+        d = self.dimension
+        if x.dim() != d + 2:
+            raise ValueError(
+                f"NLBlockND: expected a {d + 2}-D input (N, C, {_SPATIAL_NAMES[d]}) for a "
+                f"{d}-D block, got a {x.dim()}-D tensor of shape {tuple(x.shape)}"
+            )
+        if x.shape[1] != self.in_channels:
+            raise ValueError(
+                f"NLBlockND: expected {self.in_channels} input channels, got {x.shape[1]} "
+                f"(input shape {tuple(x.shape)})"
+            )
+
+    def _embed(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Queries ``(N, L, Cq)``, keys ``(N, M, Cq)`` and values ``(N, M, Ci)``."""
+        if self.mode == "gaussian":
+            theta, phi = x, self.pool(x)
+            g = self.g(self.pool(x)) if self.pool_first else self.pool(self.g(x))
+        elif self.pool_first:
+            pooled = self.pool(x)
+            theta, phi, g = self.theta(x), self.phi(pooled), self.g(pooled)
+        else:
+            theta, phi, g = self.theta(x), self.pool(self.phi(x)), self.pool(self.g(x))
+        # (N, C, *S) -> (N, prod(S), C)
+        return tuple(t.flatten(2).transpose(1, 2) for t in (theta, phi, g))
+
+    def _output(self, x: Tensor, y: Tensor) -> Tensor:
+        # (N, L, Ci) -> (N, Ci, *S)
+        y = y.transpose(1, 2).reshape(x.shape[0], self.inter_channels, *x.shape[2:])
+        return x + self.out_norm(self.out_conv(y))
+
+
+def _softmax_attention(q: Tensor, k: Tensor, v: Tensor, scale: float) -> Tensor:
+    """``softmax(q k^T * scale) v`` through the fused SDPA kernel, never materialising L x M.
+
+    Small CPU problems (``CPU_MATH_MAX_ELEMENTS``) use plain matmul + softmax instead.
+    q/k/v go in as contiguous ``(N, 1, L, C)``: other strides or unequal head sizes make PyTorch
+    fall back to its math kernel, which builds the full affinity matrix. Zero channels added to
+    the narrower side leave the result unchanged.
+    """
+    if q.device.type == "cpu" and q.shape[0] * q.shape[1] * k.shape[1] <= CPU_MATH_MAX_ELEMENTS:
+        q = q * scale if scale != 1.0 else q  # scaling q is one L x M pass less than the logits
+        logits = q @ k.transpose(1, 2).to(q.dtype)  # (N, L, C) x (N, C, M) -> (N, L, M)
+        return logits.softmax(dim=-1) @ v.to(q.dtype)  # (N, L, M) x (N, M, Ci) -> (N, L, Ci)
+    cq, cv = q.shape[-1], v.shape[-1]
+    if cq < cv:
+        q, k = F.pad(q, (0, cv - cq)), F.pad(k, (0, cv - cq))
+    elif cv < cq:
+        v = F.pad(v, (0, cq - cv))
+    # (N, L, C) -> (N, 1, L, C)
+    q, k, v = (t.unsqueeze(1).contiguous() for t in (q, k, v))
+    if v.dtype != q.dtype:  # autocast may leave q and v in different dtypes
+        v = v.to(q.dtype)
+    k = k.to(q.dtype)
+    out = F.scaled_dot_product_attention(q, k, v, scale=scale)
+    return out[:, 0, :, :cv]  # (N, 1, L, C) -> (N, L, Ci)
+
+
+def _dot_attention(q: Tensor, k: Tensor, v: Tensor, scale: float) -> Tensor:
+    """``(q k^T * scale / M) v`` computed as ``q (k^T v) * scale / M``: O((L + M) C^2)."""
+    kv = k.transpose(1, 2) @ v  # (N, C, M) x (N, M, Ci) -> (N, C, Ci)
+    return (q @ kv) * (scale / k.shape[1])  # (N, L, C) x (N, C, Ci) -> (N, L, Ci)
+
+
+def _concat_attention(q: Tensor, k: Tensor, v: Tensor, w: Tensor, scale: float) -> Tensor:
+    """``sum_j ReLU(a_i + b_j) v_j * scale / M`` with ``a = q w1``, ``b = k w2``, in O((L+M) C).
+
+    ``w^T [q_i; k_j] = a_i + b_j``, so term ``j`` is active iff ``b_j > -a_i``. Sorting ``b``
+    descending turns the active set of every query into a prefix, and the sum into
+    ``a_i * sum(v_j) + sum(b_j v_j)`` over that prefix: two cumulative sums and a binary search,
+    no ``L x M`` (let alone ``L x M x C``) tensor. Exact up to rounding; gradients are those of
+    the ReLU form (ties ``b_j = -a_i`` count as inactive, as ``ReLU'(0) = 0``).
+    """
+    out_dtype = v.dtype
+    acc = torch.promote_types(out_dtype, torch.float32)  # prefix sums in >= fp32 under autocast
+    c = q.shape[-1]
+    with torch.autocast(q.device.type, enabled=False):
+        q, k, v, w = q.to(acc), k.to(acc), v.to(acc), w.to(acc)
+        a = q @ w[:c]  # (N, L, C) x (C,) -> (N, L)
+        neg_b, order = torch.sort(-(k @ w[c:]), dim=-1)  # (N, M) ascending -b = descending b
+        v_sorted = v.gather(1, order.unsqueeze(-1).expand_as(v))  # (N, M, Ci)
+        zero = v.new_zeros(v.shape[0], 1, v.shape[2])
+        # (N, M, Ci) -> (N, M + 1, Ci): prefix sums of v and b*v with a leading zero row
+        sum_v = torch.cat([zero, v_sorted.cumsum(dim=1)], dim=1)
+        sum_bv = torch.cat([zero, (-neg_b.unsqueeze(-1) * v_sorted).cumsum(dim=1)], dim=1)
+        # active count per query: #{j: -b_j < a_i}, (N, L)
+        count = torch.searchsorted(neg_b.contiguous(), a.detach().contiguous())
+        index = count.unsqueeze(-1).expand(-1, -1, v.shape[2])  # (N, L) -> (N, L, Ci)
+        y = a.unsqueeze(-1) * sum_v.gather(1, index) + sum_bv.gather(1, index)
+        y = y * (scale / k.shape[1])
+    return y.to(out_dtype)

@@ -1,0 +1,396 @@
+"""C2D and I3D ResNets (Wang et al. 2018, Sec. 4) with Non-local blocks placed from a table.
+
+The trunk is assembled from pytorchvideo's own stem / stage / head builders, so module names and
+parameter shapes are exactly those of pytorchvideo's hub models (``blocks.0`` stem, ``blocks.1``
+res2, ``blocks.2`` temporal pool, ``blocks.3..5`` res3..res5, ``blocks.6`` head) and its model-zoo
+checkpoints load with no renaming. We call the builders rather than ``create_resnet`` because the
+latter only knows depths 50/101/152 (no tiny nets for tests) and a fixed-kernel head pool.
+What differs between C2D and I3D is data: the per-stage temporal kernel table in ``ARCHS``.
+Non-local blocks are kept in a per-stage ``non_local`` dict next to ``res_blocks`` (key = index
+of the residual block they follow), so adding them never renames a residual block.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from pytorchvideo.models.head import create_res_basic_head
+from pytorchvideo.models.resnet import create_bottleneck_block, create_res_stage
+from pytorchvideo.models.stem import create_res_basic_stem
+from pytorchvideo.models.weight_init import init_net_weights
+from torch import nn
+
+from nlvideo.models.non_local import NLBlockND
+
+logger = logging.getLogger(__name__)
+
+NUM_STAGES = 4  # res2..res5
+STAGE_BLOCK_INDEX = (1, 3, 4, 5)  # position of res2..res5 in VideoResNet.blocks (2 = temporal pool)
+
+
+@dataclass(frozen=True)
+class Arch:
+    """Temporal layout of a network family (PySlowFast ``_TEMPORAL_KERNEL_BASIS``, ``_POOL1``)."""
+
+    stem_kernel_t: int  # temporal size of the 7x7 stem conv
+    stage_kernels_t: tuple[tuple[int, ...], ...]  # res2..res5; each pattern repeats over the blocks
+    pool1_t: int  # temporal max-pool kernel/stride after res2 (1 = no pool)
+
+
+ARCHS: dict[str, Arch] = {
+    "c2d": Arch(stem_kernel_t=1, stage_kernels_t=((1,), (1,), (1,), (1,)), pool1_t=2),
+    # I3D 3x1x1: every res2 block, every other res3/res4 block (from the first), every other
+    # res5 block (from the second) inflates its first 1x1x1 conv to 3x1x1.
+    "i3d": Arch(stem_kernel_t=5, stage_kernels_t=((3,), (3, 1), (3, 1), (1, 3)), pool1_t=2),
+    # No temporal operator at all: the only thing that sees time is the global average pool.
+    "c2d_nopool": Arch(stem_kernel_t=1, stage_kernels_t=((1,), (1,), (1,), (1,)), pool1_t=1),
+}
+
+STAGE_DEPTHS: dict[str, tuple[int, int, int, int]] = {
+    "r50": (3, 4, 6, 3),
+    "r101": (3, 4, 23, 3),
+    "tiny": (1, 1, 1, 1),
+}
+
+
+def nl_preset(name: str, depths: Sequence[int]) -> tuple[tuple[int, ...], ...]:
+    """Per-stage (res2..res5) indices of the residual blocks a Non-local block follows.
+
+    ``nl1``: one block right before the last res4 block. ``nl5``: res3 blocks 1, 3 and res4
+    blocks 1, 3, 5 (PySlowFast ``I3D_NLN_8x8_R50``). ``nl10``: res3 blocks 0-3 and res4 blocks
+    0-5, i.e. every res3/res4 block of R50; on R101 the paper adds them to "the corresponding
+    residual blocks", so it stays 10 blocks on the first 6 res4 blocks (not all 23).
+    ``tiny``: after res3 block 0 and res4 block 0.
+    """
+    d4 = depths[2]
+    presets: dict[str, tuple[tuple[int, ...], ...]] = {
+        "none": ((), (), (), ()),
+        "nl1": ((), (), (d4 - 2,), ()),
+        "nl5": ((), (1, 3), (1, 3, 5), ()),
+        "nl10": ((), (0, 1, 2, 3), (0, 1, 2, 3, 4, 5), ()),
+        "tiny": ((), (0,), (0,), ()),
+    }
+    if name not in presets:
+        raise ValueError(f"unknown non-local preset {name!r}; expected one of {sorted(presets)}")
+    return presets[name]
+
+
+class NonLocalResStage(nn.Module):
+    """pytorchvideo residual stage with Non-local blocks run right after chosen residual blocks."""
+
+    def __init__(self, res_blocks: nn.ModuleList) -> None:
+        super().__init__()
+        self.res_blocks = res_blocks
+        self.non_local = nn.ModuleDict()  # str(i) -> block run after res_blocks[i]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for i, block in enumerate(self.res_blocks):
+            x = block(x)
+            if str(i) in self.non_local:
+                x = self.non_local[str(i)](x)
+        return x
+
+
+class VideoResNet(nn.Module):
+    """C2D/I3D ResNet: (N, 3, T, H, W) float clip -> (N, num_classes) logits.
+
+    The head averages globally (adaptive), so any T/H/W that survives the strides works.
+    """
+
+    def __init__(
+        self,
+        blocks: nn.ModuleList,
+        *,
+        arch: str,
+        depths: tuple[int, ...],
+        nl_locations: tuple[tuple[int, ...], ...],
+    ) -> None:
+        super().__init__()
+        self.blocks = blocks
+        self.arch = arch
+        self.depths = depths
+        self.nl_locations = nl_locations
+
+    @property
+    def stages(self) -> list[NonLocalResStage]:
+        """res2..res5 in order."""
+        return [self.blocks[i] for i in STAGE_BLOCK_INDEX]
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """Trunk output before the head: (N, C5, T', H', W')."""
+        for block in self.blocks[:-1]:
+            x = block(x)
+        return x
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.blocks[-1](self.forward_features(x))
+
+
+def _check_nl_locations(
+    nl_locations: Sequence[Sequence[int]], depths: Sequence[int]
+) -> tuple[tuple[int, ...], ...]:
+    if isinstance(nl_locations, str | bytes) or len(nl_locations) != NUM_STAGES:
+        raise ValueError(
+            f"nl_locations must hold {NUM_STAGES} per-stage index lists (res2..res5), "
+            f"got {nl_locations!r}"
+        )
+    out = []
+    for stage, (idxs, depth) in enumerate(zip(nl_locations, depths, strict=True)):
+        try:
+            idxs = tuple(idxs)
+        except TypeError:
+            idxs = (idxs,)  # reported below
+        bad = [i for i in idxs if type(i) is not int or not 0 <= i < depth]
+        if bad or len(set(idxs)) != len(idxs):
+            raise ValueError(
+                f"nl_locations[{stage}] (res{stage + 2}, {depth} blocks) must be distinct "
+                f"block indices in [0, {depth}), got {list(idxs)}"
+            )
+        out.append(tuple(sorted(idxs)))
+    return tuple(out)
+
+
+def create_video_resnet(
+    *,
+    arch: str,
+    depths: Sequence[int],
+    num_classes: int = 400,
+    stem_width: int = 64,
+    dropout: float = 0.5,
+    nl_locations: Sequence[Sequence[int]] = ((), (), (), ()),
+    nl_mode: str = "embedded",
+    nl_sub_sample: bool = True,
+    nl_pool_first: bool = False,
+    nl_scale_logits: bool = False,
+) -> VideoResNet:
+    """Builds a bottleneck C2D/I3D ResNet with Non-local blocks.
+
+    Args:
+        arch: key of ``ARCHS`` ("c2d", "i3d", "c2d_nopool").
+        depths: residual blocks in res2..res5, e.g. (3, 4, 6, 3) for R50.
+        num_classes: output logits.
+        stem_width: stem channels; res2..res5 output 4x, 8x, 16x, 32x this (bottleneck 1/4).
+        dropout: dropout before the final linear layer (0 disables it).
+        nl_locations: per stage (res2..res5), indices of residual blocks followed by an NL block.
+        nl_mode: NL pairwise function ("embedded" = embedded Gaussian, see ``NLBlockND``).
+        nl_sub_sample: max-pool phi/g by (1, 2, 2) (paper) or not.
+        nl_pool_first: pool the input before phi/g (PySlowFast/pytorchvideo) instead of after.
+        nl_scale_logits: multiply logits by inter_channels**-0.5 (PySlowFast "softmax").
+    """
+    if arch not in ARCHS:
+        raise ValueError(f"unknown arch {arch!r}; expected one of {sorted(ARCHS)}")
+    if len(depths) != NUM_STAGES or any(d < 1 for d in depths):
+        raise ValueError(f"depths must be {NUM_STAGES} positive block counts, got {depths!r}")
+    if not isinstance(num_classes, int) or num_classes < 1:
+        raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+    spec = ARCHS[arch]
+    depths = tuple(depths)
+    nl_locations = _check_nl_locations(nl_locations, depths)
+
+    kt = spec.stem_kernel_t
+    blocks: list[nn.Module] = [
+        create_res_basic_stem(
+            in_channels=3,
+            out_channels=stem_width,
+            conv_kernel_size=(kt, 7, 7),
+            conv_stride=(1, 2, 2),
+            conv_padding=(kt // 2, 3, 3),
+            pool=nn.MaxPool3d,
+            pool_kernel_size=(1, 3, 3),
+            pool_stride=(1, 2, 2),
+            pool_padding=(0, 1, 1),
+        )
+    ]
+    dim_in, dim_out = stem_width, stem_width * 4
+    for stage, depth in enumerate(depths):
+        pattern = spec.stage_kernels_t[stage]
+        kernels_t = [pattern[i % len(pattern)] for i in range(depth)]
+        stage_module = create_res_stage(
+            depth=depth,
+            dim_in=dim_in,
+            dim_inner=dim_out // 4,
+            dim_out=dim_out,
+            bottleneck=create_bottleneck_block,
+            conv_a_kernel_size=[(k, 1, 1) for k in kernels_t],
+            conv_a_stride=(1, 1, 1),
+            conv_a_padding=[(k // 2, 0, 0) for k in kernels_t],
+            conv_b_kernel_size=(1, 3, 3),
+            conv_b_stride=(1, 1, 1) if stage == 0 else (1, 2, 2),
+            conv_b_padding=(0, 1, 1),
+        )
+        blocks.append(NonLocalResStage(stage_module.res_blocks))
+        if stage == 0:
+            t = spec.pool1_t
+            blocks.append(nn.MaxPool3d((t, 1, 1), stride=(t, 1, 1)) if t > 1 else nn.Identity())
+        dim_in, dim_out = dim_out, dim_out * 2
+    blocks.append(
+        create_res_basic_head(
+            in_features=dim_in,
+            out_features=num_classes,
+            pool=nn.AdaptiveAvgPool3d,
+            output_size=(1, 1, 1),
+            dropout_rate=dropout,
+            activation=None,
+            output_with_global_average=True,
+        )
+    )
+    model = VideoResNet(nn.ModuleList(blocks), arch=arch, depths=depths, nl_locations=nl_locations)
+    # PySlowFast/pytorchvideo init: MSRA convs, zero final BN of each bottleneck, fc ~ N(0, 0.01).
+    # Done before the NL blocks exist so they keep their own (identity-at-start) init.
+    init_net_weights(model)
+
+    for stage_module, idxs in zip(model.stages, nl_locations, strict=True):
+        width = stage_module.res_blocks[0].branch2.conv_c.out_channels
+        for i in idxs:
+            stage_module.non_local[str(i)] = NLBlockND(
+                width,
+                width // 2,
+                mode=nl_mode,
+                dimension=3,
+                bn_layer=True,
+                sub_sample=nl_sub_sample,
+                pool_first=nl_pool_first,
+                scale_logits=nl_scale_logits,
+                pool_size=(1, 2, 2),
+            )
+    return model
+
+
+# --- named entrypoints ------------------------------------------------------------------------
+
+# (arch, depth key, NL preset, stem width)
+_ENTRYPOINTS: dict[str, tuple[str, str, str, int]] = {
+    "c2d_r50": ("c2d", "r50", "none", 64),
+    "i3d_r50": ("i3d", "r50", "none", 64),
+    "c2d_nl5_r50": ("c2d", "r50", "nl5", 64),
+    "i3d_nl1_r50": ("i3d", "r50", "nl1", 64),
+    "i3d_nl5_r50": ("i3d", "r50", "nl5", 64),
+    "i3d_nl10_r50": ("i3d", "r50", "nl10", 64),
+    "c2d_r101": ("c2d", "r101", "none", 64),
+    "i3d_r101": ("i3d", "r101", "none", 64),
+    "c2d_nl5_r101": ("c2d", "r101", "nl5", 64),
+    "i3d_nl5_r101": ("i3d", "r101", "nl5", 64),
+    "i3d_nl10_r101": ("i3d", "r101", "nl10", 64),
+    "c2d_tiny": ("c2d_nopool", "tiny", "none", 8),
+    "i3d_tiny": ("i3d", "tiny", "none", 8),
+    "i3d_nl_tiny": ("i3d", "tiny", "tiny", 8),
+}
+
+OVERRIDE_DEFAULTS: dict[str, Any] = {
+    "dropout": 0.5,
+    "nl_mode": "embedded",
+    "nl_locations": None,  # None = the entrypoint's preset
+    "nl_pool_first": False,
+    "nl_scale_logits": False,
+    "nl_sub_sample": True,
+}
+
+
+def _build(name: str, num_classes: int, overrides: dict[str, Any]) -> VideoResNet:
+    unknown = sorted(set(overrides) - set(OVERRIDE_DEFAULTS))
+    if unknown:
+        raise TypeError(
+            f"{name}: unknown model override(s) {unknown}; valid: {sorted(OVERRIDE_DEFAULTS)}"
+        )
+    opts = {**OVERRIDE_DEFAULTS, **overrides}
+    arch, depth_key, preset, stem_width = _ENTRYPOINTS[name]
+    depths = STAGE_DEPTHS[depth_key]
+    if opts["nl_locations"] is None:
+        opts["nl_locations"] = nl_preset(preset, depths)
+    return create_video_resnet(
+        arch=arch, depths=depths, num_classes=num_classes, stem_width=stem_width, **opts
+    )
+
+
+def c2d_r50(num_classes: int = 400, **overrides: Any) -> VideoResNet:
+    """C2D ResNet-50 (no temporal kernels, temporal pool after res2)."""
+    return _build("c2d_r50", num_classes, overrides)
+
+
+def i3d_r50(num_classes: int = 400, **overrides: Any) -> VideoResNet:
+    """I3D ResNet-50, 3x1x1 variant (pytorchvideo/PySlowFast ``I3D_8x8_R50``)."""
+    return _build("i3d_r50", num_classes, overrides)
+
+
+def c2d_nl5_r50(num_classes: int = 400, **overrides: Any) -> VideoResNet:
+    """C2D ResNet-50 with 5 Non-local blocks (res3 1,3; res4 1,3,5)."""
+    return _build("c2d_nl5_r50", num_classes, overrides)
+
+
+def i3d_nl1_r50(num_classes: int = 400, **overrides: Any) -> VideoResNet:
+    """I3D ResNet-50 with one Non-local block before the last res4 block."""
+    return _build("i3d_nl1_r50", num_classes, overrides)
+
+
+def i3d_nl5_r50(num_classes: int = 400, **overrides: Any) -> VideoResNet:
+    """I3D ResNet-50 with 5 Non-local blocks (PySlowFast ``I3D_NLN_8x8_R50`` layout)."""
+    return _build("i3d_nl5_r50", num_classes, overrides)
+
+
+def i3d_nl10_r50(num_classes: int = 400, **overrides: Any) -> VideoResNet:
+    """I3D ResNet-50 with a Non-local block after every res3 and res4 block."""
+    return _build("i3d_nl10_r50", num_classes, overrides)
+
+
+def c2d_r101(num_classes: int = 400, **overrides: Any) -> VideoResNet:
+    """C2D ResNet-101."""
+    return _build("c2d_r101", num_classes, overrides)
+
+
+def i3d_r101(num_classes: int = 400, **overrides: Any) -> VideoResNet:
+    """I3D ResNet-101, 3x1x1 variant."""
+    return _build("i3d_r101", num_classes, overrides)
+
+
+def c2d_nl5_r101(num_classes: int = 400, **overrides: Any) -> VideoResNet:
+    """C2D ResNet-101 with 5 Non-local blocks (res3 1,3; res4 1,3,5)."""
+    return _build("c2d_nl5_r101", num_classes, overrides)
+
+
+def i3d_nl5_r101(num_classes: int = 400, **overrides: Any) -> VideoResNet:
+    """I3D ResNet-101 with 5 Non-local blocks (res3 1,3; res4 1,3,5)."""
+    return _build("i3d_nl5_r101", num_classes, overrides)
+
+
+def i3d_nl10_r101(num_classes: int = 400, **overrides: Any) -> VideoResNet:
+    """I3D ResNet-101 with 10 Non-local blocks (res3 0-3, res4 0-5, as on R50)."""
+    return _build("i3d_nl10_r101", num_classes, overrides)
+
+
+def c2d_tiny(num_classes: int = 400, **overrides: Any) -> VideoResNet:
+    """Tiny C2D (stem 8, one block per stage) with no temporal operator but the global pool."""
+    return _build("c2d_tiny", num_classes, overrides)
+
+
+def i3d_tiny(num_classes: int = 400, **overrides: Any) -> VideoResNet:
+    """Tiny I3D (stem 8, one block per stage) for tests and the CPU data set."""
+    return _build("i3d_tiny", num_classes, overrides)
+
+
+def i3d_nl_tiny(num_classes: int = 400, **overrides: Any) -> VideoResNet:
+    """Tiny I3D with Non-local blocks after res3 and res4."""
+    return _build("i3d_nl_tiny", num_classes, overrides)
+
+
+MODELS: dict[str, Callable[..., VideoResNet]] = {
+    "c2d_r50": c2d_r50,
+    "i3d_r50": i3d_r50,
+    "c2d_nl5_r50": c2d_nl5_r50,
+    "i3d_nl1_r50": i3d_nl1_r50,
+    "i3d_nl5_r50": i3d_nl5_r50,
+    "i3d_nl10_r50": i3d_nl10_r50,
+    "c2d_r101": c2d_r101,
+    "i3d_r101": i3d_r101,
+    "c2d_nl5_r101": c2d_nl5_r101,
+    "i3d_nl5_r101": i3d_nl5_r101,
+    "i3d_nl10_r101": i3d_nl10_r101,
+    "c2d_tiny": c2d_tiny,
+    "i3d_tiny": i3d_tiny,
+    "i3d_nl_tiny": i3d_nl_tiny,
+}

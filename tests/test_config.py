@@ -1,0 +1,190 @@
+"""Config schema: merge order, fail-fast validation naming the key, recipes."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from nlvideo.config import (
+    Config,
+    config_from_dict,
+    config_to_dict,
+    config_to_yaml,
+    load_config,
+)
+from nlvideo.engine.optim import LRSchedule, schedule_steps
+from nlvideo.models import MODEL_NAMES
+
+REPO = Path(__file__).resolve().parents[1]
+RECIPES = sorted((REPO / "configs" / "kinetics400").glob("*.yaml"))
+
+
+def write(tmp_path: Path, text: str, name: str = "cfg.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_defaults_are_the_builtin_job():
+    cfg = load_config()
+    assert cfg.data.builtin and cfg.model.name == "i3d_nl_tiny"
+    assert cfg.data.crop_size <= min(cfg.data.train_scale) <= cfg.synthetic.size * 2
+    assert cfg.train.output_dir == "runs/default"
+
+
+def test_default_yaml_is_the_schema_default_job():
+    assert load_config(REPO / "configs" / "default.yaml") == load_config()
+
+
+def test_dotlist_overrides_the_yaml_which_overrides_the_defaults(tmp_path):
+    path = write(tmp_path, "optim:\n  lr: 0.5\n  momentum: 0.8\n")
+    cfg = load_config(path, ["optim.lr=0.02", "model.nl_locations=[[],[0],[0],[]]"])
+    assert cfg.optim.lr == 0.02
+    assert cfg.optim.momentum == 0.8
+    assert cfg.optim.weight_decay == Config().optim.weight_decay
+    assert cfg.model.nl_locations == [[], [0], [0], []]
+
+
+def test_output_dir_defaults_to_the_config_file_stem(tmp_path):
+    assert load_config(write(tmp_path, "{}\n", "my_recipe.yaml")).train.output_dir == str(
+        Path("runs") / "my_recipe"
+    )
+
+
+def test_misspelled_key_in_yaml_fails_naming_key_and_file(tmp_path):
+    path = write(tmp_path, "optim:\n  lr: 0.1\n  momentun: 0.9\n")
+    with pytest.raises(ValueError, match=r"optim\.momentun") as err:
+        load_config(path)
+    assert str(path) in str(err.value)
+
+
+def test_misspelled_section_fails_naming_it():
+    with pytest.raises(ValueError, match="trian"):
+        load_config(None, ["trian.epochs=3"])
+
+
+def test_misspelled_key_in_override_fails_naming_it():
+    with pytest.raises(ValueError, match=r"train\.epoch\b"):
+        load_config(None, ["train.epoch=3"])
+
+
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [
+        ("train.epochs=abc", "train.epochs"),
+        ("train.batch_size=2.5", "train.batch_size"),
+        ("data.train_scale=[a,b]", "data.train_scale"),
+        ("model.nl_sub_sample=maybe", "model.nl_sub_sample"),
+    ],
+)
+def test_wrong_type_fails_naming_the_key(override, key):
+    with pytest.raises(ValueError, match=key.replace(".", r"\.")):
+        load_config(None, [override])
+
+
+def test_wrong_type_in_yaml_fails_naming_the_key(tmp_path):
+    with pytest.raises(ValueError, match=r"optim\.lr"):
+        load_config(write(tmp_path, "optim:\n  lr: fast\n"))
+
+
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [
+        ("optim.schedule=poly", "optim.schedule"),
+        ("train.amp=fp8", "train.amp"),
+        ("train.batch_size=0", "train.batch_size"),
+        ("data.crop_size=999", "data.crop_size"),
+        ("train.device=tpu", "train.device"),
+        ("optim.step_epochs=[5,2]", "optim.step_epochs"),
+    ],
+)
+def test_out_of_range_value_fails_naming_the_key(override, key):
+    with pytest.raises(ValueError, match=key.replace(".", r"\.")):
+        load_config(None, [override])
+
+
+def test_missing_config_file_fails_naming_it(tmp_path):
+    with pytest.raises(ValueError, match="nope.yaml"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_override_without_equals_sign_fails_naming_it():
+    with pytest.raises(ValueError, match="optim.lr"):
+        load_config(None, ["optim.lr"])
+
+
+def test_dict_round_trip_is_lossless():
+    cfg = load_config(None, ["model.nl_locations=[[],[0],[0],[]]", "optim.clip_grad_norm=2.0"])
+    assert config_from_dict(config_to_dict(cfg)) == cfg
+
+
+def test_saved_yaml_reloads_to_the_same_config(tmp_path):
+    cfg = load_config(RECIPES[0], ["train.output_dir=somewhere"])
+    assert load_config(write(tmp_path, config_to_yaml(cfg))) == cfg
+
+
+def test_config_from_dict_rejects_unknown_keys():
+    d = config_to_dict(Config())
+    d["train"]["bogus"] = 1
+    with pytest.raises(ValueError, match=r"train\.bogus"):
+        config_from_dict(d)
+
+
+@pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: p.stem)
+def test_every_recipe_loads_and_names_a_model(recipe):
+    cfg = load_config(recipe)
+    assert cfg.model.name in MODEL_NAMES
+    assert not cfg.data.builtin
+    assert cfg.train.batch_size == 64
+    assert cfg.train.output_dir == str(Path("runs") / recipe.stem)
+
+
+def test_all_five_recipes_exist():
+    names = {p.stem for p in RECIPES}
+    assert {
+        "c2d_r50_8x8",
+        "i3d_r50_8x8",
+        "i3d_nl5_r50_8x8",
+        "i3d_nl5_r50_32x2",
+        "i3d_nl10_r50_32x2",
+    } <= names
+
+
+class _Opt:
+    """Just enough of an optimiser for LRSchedule."""
+
+    def __init__(self, lr: float) -> None:
+        self.param_groups = [{"lr": lr}]
+
+
+@pytest.mark.parametrize("name", ["i3d_nl5_r50_32x2", "i3d_nl10_r50_32x2"])
+def test_paper_recipe_lr_is_0p01_divided_by_10_at_150k_and_300k_of_400k(name):
+    cfg = load_config(REPO / "configs" / "kinetics400" / f"{name}.yaml")
+    steps = schedule_steps(cfg.optim, cfg.train, steps_per_epoch=3000)
+    assert steps["total_steps"] == 400_000
+    sched = LRSchedule(
+        _Opt(cfg.optim.lr), **steps, kind=cfg.optim.schedule, gamma=cfg.optim.gamma
+    )
+    expected = {0: 0.01, 149_999: 0.01, 150_000: 0.001, 299_999: 0.001, 300_000: 0.0001}
+    for step, lr in expected.items():
+        assert cfg.optim.lr * sched.factor(step) == pytest.approx(lr)
+    assert (cfg.optim.weight_decay, cfg.optim.momentum, cfg.model.dropout) == (1e-4, 0.9, 0.5)
+    assert cfg.data.train_scale == [256, 320] and cfg.data.crop_size == 224
+    assert cfg.data.num_clips == 10
+
+
+def test_pyslowfast_recipe_warms_up_from_0p01_then_cosine():
+    cfg = load_config(REPO / "configs" / "kinetics400" / "i3d_nl5_r50_8x8.yaml")
+    spe = 100
+    sched = LRSchedule(
+        _Opt(cfg.optim.lr),
+        **schedule_steps(cfg.optim, cfg.train, spe),
+        warmup_start_factor=cfg.optim.warmup_start_factor,
+        kind=cfg.optim.schedule,
+    )
+    assert cfg.optim.lr * sched.factor(0) == pytest.approx(0.01)
+    epoch_60 = 0.1 * 0.5 * (1 + math.cos(math.pi * 60 / 196))  # PySlowFast's cosine formula
+    assert cfg.optim.lr * sched.factor(60 * spe) == pytest.approx(epoch_60)
+    assert cfg.optim.lr * sched.factor(196 * spe) == pytest.approx(0.0)

@@ -1,0 +1,200 @@
+"""Training loop: optimisation steps, exact resume, NaN stop, run files, LR schedule."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from nlvideo.config import Config, load_config
+from nlvideo.data.synthetic import generate_builtin_dataset
+from nlvideo.engine import trainer as trainer_module
+from nlvideo.engine.checkpoint import load_checkpoint
+from nlvideo.engine.optim import LRSchedule, param_groups
+from nlvideo.engine.trainer import run_training
+from nlvideo.models import build_model
+
+DATA = {"num_train": 8, "num_val": 4, "seed": 0, "size": 32, "min_frames": 12, "max_frames": 16}
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("builtin")
+    generate_builtin_dataset(root, **DATA, workers=1)
+    return root
+
+
+def tiny_config(data_root: Path, out: Path, *extra: str) -> Config:
+    """i3d_nl_tiny on 8 generated 32-pixel videos: 4 steps per epoch, 2 epochs."""
+    overrides = [f"synthetic.root={data_root}"]
+    overrides += [f"synthetic.{k}={v}" for k, v in DATA.items()]
+    overrides += [
+        "data.num_frames=4",
+        "data.stride=2",
+        "data.short_side=32",
+        "data.train_scale=[32,40]",
+        "data.crop_size=32",
+        "data.test_scale=32",
+        "data.num_clips=2",
+        "data.num_crops=1",
+        "data.num_workers=0",
+        "train.batch_size=2",
+        "train.eval_batch_size=4",
+        "train.epochs=2",
+        "train.device=cpu",
+        "train.progress=false",
+        "train.log_every=1",
+        "optim.warmup_epochs=0.5",
+        f"train.output_dir={out}",
+        *extra,
+    ]
+    return load_config(None, overrides)
+
+
+def records(out: Path, kind: str) -> list[dict]:
+    lines = (out / "metrics.jsonl").read_text().splitlines()
+    return [r for r in map(json.loads, lines) if r["kind"] == kind]
+
+
+def test_two_steps_give_finite_loss_and_change_the_weights(data_root, tmp_path):
+    cfg = tiny_config(data_root, tmp_path, "train.max_steps=2")
+    torch.manual_seed(cfg.train.seed)  # the trainer seeds like this before building the model
+    initial = build_model(cfg.model.name, num_classes=8).state_dict()
+    run_training(cfg)
+    ckpt = load_checkpoint(tmp_path / "last.pt")
+    assert ckpt["step"] == 2
+    train = records(tmp_path, "train")
+    assert [r["step"] for r in train] == [1, 2]
+    assert all(math.isfinite(r["loss"]) for r in train)
+    weights = [k for k, v in initial.items() if v.dtype.is_floating_point and "running" not in k]
+    changed = [k for k in weights if not torch.equal(ckpt["model"][k], initial[k])]
+    assert len(changed) == len(weights), sorted(set(weights) - set(changed))
+
+
+def test_stopped_and_resumed_run_equals_an_uninterrupted_run(data_root, tmp_path):
+    # 6 steps = a whole epoch (4) + 2; the interrupted run stops mid-epoch at step 3.
+    straight = tiny_config(data_root, tmp_path / "a", "train.max_steps=6")
+    run_training(straight)
+    run_training(tiny_config(data_root, tmp_path / "b", "train.max_steps=3"))
+    assert load_checkpoint(tmp_path / "b" / "last.pt")["step"] == 3
+    run_training(tiny_config(data_root, tmp_path / "b", "train.max_steps=6"))  # auto-resume
+    a = load_checkpoint(tmp_path / "a" / "last.pt")
+    b = load_checkpoint(tmp_path / "b" / "last.pt")
+    assert a["step"] == b["step"] == 6
+    for key, value in a["model"].items():
+        torch.testing.assert_close(b["model"][key], value, rtol=0, atol=1e-6, msg=key)
+    for sa, sb in zip(a["optimizer"]["state"].values(), b["optimizer"]["state"].values()):
+        torch.testing.assert_close(sb["momentum_buffer"], sa["momentum_buffer"], rtol=0, atol=1e-6)
+    loss_a = [r["loss"] for r in records(tmp_path / "a", "train")]
+    loss_b = [r["loss"] for r in records(tmp_path / "b", "train")]
+    assert loss_b == pytest.approx(loss_a, abs=1e-6)
+
+
+def test_explicit_resume_path_continues_from_that_checkpoint(data_root, tmp_path):
+    run_training(tiny_config(data_root, tmp_path / "first", "train.max_steps=1"))
+    cfg = tiny_config(
+        data_root, tmp_path / "second", "train.max_steps=2", f"train.resume={tmp_path}/first/last.pt"
+    )
+    run_training(cfg)
+    assert [r["step"] for r in records(tmp_path / "second", "train")] == [2]
+
+
+class _NaNAfter(nn.Module):
+    """Wraps a model; from the n-th forward in training mode on, the logits are NaN."""
+
+    def __init__(self, model: nn.Module, n: int) -> None:
+        super().__init__()
+        self.model, self.n, self.calls = model, n, 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.model(x)
+        if self.training:
+            self.calls += 1
+            if self.calls >= self.n:
+                out = out * float("nan")
+        return out
+
+
+def test_nan_loss_stops_the_run_naming_the_step(data_root, tmp_path, monkeypatch):
+    real_build = trainer_module.build_model
+    monkeypatch.setattr(
+        trainer_module, "build_model", lambda *a, **k: _NaNAfter(real_build(*a, **k), n=3)
+    )
+    with pytest.raises(FloatingPointError, match=r"step 3\b"):
+        run_training(tiny_config(data_root, tmp_path))
+
+
+def test_run_folder_holds_checkpoints_config_classes_and_logs(data_root, tmp_path):
+    metrics = run_training(tiny_config(data_root, tmp_path, "train.epochs=1"))
+    names = {p.name for p in tmp_path.iterdir()}
+    assert {"last.pt", "best.pt", "config.yaml", "classes.json", "metrics.jsonl"} <= names
+    assert any(n.startswith("events.out.tfevents") for n in names)
+    assert {"eval_report.json", "confusion.png"} <= names
+    classes = json.loads((tmp_path / "classes.json").read_text())
+    assert load_checkpoint(tmp_path / "best.pt")["classes"] == classes
+    assert load_config(tmp_path / "config.yaml") == tiny_config(data_root, tmp_path, "train.epochs=1")
+    (epoch,) = records(tmp_path, "epoch")
+    assert epoch["replaced"] == 0
+    (evaluation,) = records(tmp_path, "eval")
+    assert evaluation["video_top1"] == pytest.approx(metrics["video_top1"])
+    assert metrics["num_videos"] == DATA["num_val"]
+
+
+def test_missing_data_list_fails_before_any_work_naming_the_key(tmp_path):
+    cfg = load_config(None, ["data.builtin=false", f"train.output_dir={tmp_path}/run"])
+    with pytest.raises(ValueError, match=r"data\.train_list"):
+        run_training(cfg)
+    assert not (tmp_path / "run").exists()
+
+
+# --------------------------------------------------------------------------- optimiser
+
+
+class _Opt:
+    def __init__(self, lr: float) -> None:
+        self.param_groups = [{"lr": lr}]
+
+
+def test_warmup_rises_linearly_to_the_cosine_curve():
+    sched = LRSchedule(_Opt(1.0), total_steps=100, warmup_steps=10, warmup_start_factor=0.1)
+    cosine = [0.5 * (1 + math.cos(math.pi * s / 100)) for s in range(101)]
+    for s in range(10):
+        assert sched.factor(s) == pytest.approx(0.1 + (cosine[10] - 0.1) * s / 10)
+    for s in range(10, 101):
+        assert sched.factor(s) == pytest.approx(cosine[s])
+
+
+def test_step_schedule_multiplies_by_gamma_at_each_milestone():
+    sched = LRSchedule(_Opt(1.0), total_steps=30, kind="step", milestones=[10, 20], gamma=0.5)
+    assert [sched.factor(s) for s in (0, 9, 10, 19, 20, 29)] == [1, 1, 0.5, 0.5, 0.25, 0.25]
+
+
+def test_schedule_sets_the_optimiser_lr_each_step_and_resumes_from_its_state():
+    opt = _Opt(0.2)
+    sched = LRSchedule(opt, total_steps=10, kind="step", milestones=[3])
+    for _ in range(3):
+        sched.step()
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.02)
+    other = _Opt(0.2)
+    LRSchedule(other, total_steps=10, kind="step", milestones=[3]).load_state_dict(
+        sched.state_dict()
+    )
+    assert other.param_groups[0]["lr"] == pytest.approx(0.02)
+
+
+def test_no_decay_option_puts_every_norm_and_bias_parameter_in_the_zero_decay_group():
+    model = build_model("i3d_nl_tiny", num_classes=4)
+    decay, no_decay = param_groups(model, weight_decay=1e-4, no_decay_bn_bias=True)
+    assert no_decay["weight_decay"] == 0.0
+    zero = {id(p) for p in no_decay["params"]}
+    for name, module in model.named_modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            assert id(module.weight) in zero and id(module.bias) in zero, name
+        if getattr(module, "bias", None) is not None:
+            assert id(module.bias) in zero, name
+    n_params = len(list(model.parameters()))
+    assert len(decay["params"]) + len(no_decay["params"]) == n_params
