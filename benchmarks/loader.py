@@ -58,18 +58,27 @@ def write_video(path: Path, seed: int, *, seconds: int = 10, gop: int = 250) -> 
         container.mux(stream.encode())
 
 
-def rate(step: Callable[[int], object], budget_s: float, min_items: int = 3) -> float:
-    """Items per second of `step(i)`, run for about `budget_s` seconds (one warm-up item)."""
-    step(0)
-    count, start = 0, time.perf_counter()
-    while count < min_items or time.perf_counter() - start < budget_s:
-        step(count + 1)
-        count += 1
-    return count / (time.perf_counter() - start)
+def interleaved_rates(
+    steps: dict[str, Callable[[int], object]], budget_s: float, rounds: int = 3
+) -> dict[str, float]:
+    """Items per second of each `step(i)`, measured in alternating rounds of budget/rounds
+    seconds each, so a change in machine load affects all methods alike."""
+    for step in steps.values():
+        step(0)  # warm-up: imports, first open
+    items = dict.fromkeys(steps, 0)
+    seconds = dict.fromkeys(steps, 0.0)
+    for _ in range(rounds):
+        for name, step in steps.items():
+            start = time.perf_counter()
+            while items[name] == 0 or time.perf_counter() - start < budget_s / rounds:
+                items[name] += 1
+                step(items[name])
+            seconds[name] += time.perf_counter() - start
+    return {name: items[name] / seconds[name] for name in steps}
 
 
 def cycle(dataset) -> Iterator:
-    """Iterate an IterableDataset forever (it stops after one pass over its videos)."""
+    """Iterate a dataset or loader forever (they stop after one pass)."""
     while True:
         yield from dataset
 
@@ -113,22 +122,21 @@ def ours(records: list[VideoRecord], mode: str, backend: str) -> VideoClipDatase
 def per_process(paths: list[Path], budget: float) -> dict[str, float]:
     records = [VideoRecord(str(p), 0, p.stem) for p in paths]
     n = len(records)
-    results = {}
-    for backend in ("decord", "pyav"):
-        train = ours(records, "train", backend)
-        results[f"train ours/{backend}"] = rate(lambda i, d=train: d[i % n], budget)
-        test = ours(records, "test", backend)
-        results[f"test ours/{backend}"] = rate(lambda i, d=test: d[i % n], budget)
+    steps: dict[str, Callable[[int], object]] = {}
+    for mode in ("train", "test"):
+        for backend in ("decord", "pyav"):
+            dataset = ours(records, mode, backend)
+            steps[f"{mode} ours/{backend}"] = lambda i, d=dataset: d[i % n]
     train_pv = cycle(pytorchvideo_dataset(paths, "train"))
-    results["train pytorchvideo/decord"] = rate(lambda i: next(train_pv), budget)
+    steps["train pytorchvideo/decord"] = lambda i: next(train_pv)
     test_pv = cycle(pytorchvideo_dataset(paths, "test"))
 
     def one_video(_: int) -> None:
         for _clip in range(TEST_CLIPS):
             next(test_pv)
 
-    results["test pytorchvideo/decord"] = rate(one_video, budget)
-    return results
+    steps["test pytorchvideo/decord"] = one_video
+    return interleaved_rates(steps, budget)
 
 
 def end_to_end(paths: list[Path], budget: float, batch: int = 8) -> dict[str, float]:
@@ -138,20 +146,19 @@ def end_to_end(paths: list[Path], budget: float, batch: int = 8) -> dict[str, fl
         drop_last=True, pin_memory=False,
     )  # fmt: skip
     pv = DataLoader(pytorchvideo_dataset(paths * 4, "train"), batch_size=batch, num_workers=2)
-    results = {}
-    for name, dl in (("ours/decord", loader), ("pytorchvideo/decord", pv)):
-        it = iter(dl)
-        next(it)  # start the workers
-        count, start = 0, time.perf_counter()
-        while time.perf_counter() - start < budget:
-            try:
-                next(it)
-            except StopIteration:
-                it = iter(dl)
-                continue
-            count += 1
-        results[f"loader {name}"] = count / (time.perf_counter() - start)
-    return results
+    loaders = {"loader ours/decord": loader, "loader pytorchvideo/decord": pv}
+    batches, seconds = dict.fromkeys(loaders, 0), dict.fromkeys(loaders, 0.0)
+    # Order A B B A, fresh workers each time (started before timing), against load drift.
+    for name in [*loaders, *reversed(loaders)]:
+        it = cycle(loaders[name])
+        next(it)  # workers started and warm
+        start = time.perf_counter()
+        while time.perf_counter() - start < budget / 2:
+            next(it)
+            batches[name] += 1
+        seconds[name] += time.perf_counter() - start
+        del it  # shuts the workers down
+    return {name: batches[name] / seconds[name] for name in loaders}
 
 
 def main() -> None:

@@ -60,6 +60,9 @@ def build_peer(num_classes: int) -> nn.Module:
                     create_nonlocal(dim_in=width, dim_inner=width // 2, pool_size=(1, 2, 2))
                 )
         stage.res_blocks = nn.ModuleList(blocks)
+    for m in model.modules():
+        if isinstance(m, nn.Conv3d):  # numpy-int strides break torch.compile graphs
+            m.stride = tuple(int(s) for s in m.stride)
     return model
 
 

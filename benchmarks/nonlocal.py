@@ -151,9 +151,12 @@ def main() -> None:
         help="quick, full, or a list of stage:T:batch such as res3:32:1,res4:16:2",
     )
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads (torch default)")
     parser.add_argument("--skip", nargs="*", default=[], help="variants to leave out")
     args = parser.parse_args()
     device = torch.device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     autocast = DTYPES[args.dtype]
     torch.manual_seed(0)
 

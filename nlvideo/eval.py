@@ -34,6 +34,8 @@ from nlvideo.metrics import compute_metrics
 
 logger = logging.getLogger(__name__)
 
+_HOST_EVERY = 16  # batches of logits kept on the device before one copy to the host
+
 
 @dataclass
 class EvalReport:
@@ -192,8 +194,20 @@ def evaluate(
     """
     was_training = model.training
     model.eval()
-    logits_parts, labels_parts, video_parts, view_parts = [], [], [], []
+    keys = ("logits", "labels", "video", "view")
+    pending: dict[str, list[torch.Tensor]] = {k: [] for k in keys}  # on the device
+    host: dict[str, list[np.ndarray]] = {
+        "logits": [np.zeros((0, len(classes)), np.float32)],
+        **{k: [np.zeros(0, np.int64)] for k in keys[1:]},
+    }
     failed: dict[int, tuple[str, str]] = {}
+
+    def flush() -> None:  # one device sync per group of batches, not one per batch
+        for k in keys:
+            if pending[k]:
+                host[k].append(torch.cat(pending[k]).cpu().numpy())
+                pending[k].clear()
+
     try:
         for batch in batches:
             for video, path, reason in batch.failed:
@@ -204,24 +218,22 @@ def evaluate(
             step = max_views_per_forward or clips.shape[0]
             with _autocast(clips.device, amp):
                 out = [model(clips[i : i + step]) for i in range(0, clips.shape[0], step)]
-            logits_parts.append(torch.cat(out).float().cpu().numpy())
-            labels_parts.append(batch.labels.cpu().numpy())
-            video_parts.append(batch.video_index.cpu().numpy())
-            view_parts.append(batch.view_index.cpu().numpy())
+            values = (torch.cat(out).float(), batch.labels, batch.video_index, batch.view_index)
+            for k, v in zip(keys, values, strict=True):
+                pending[k].append(v)
+            if len(pending["logits"]) == _HOST_EVERY:
+                flush()
+        flush()
     finally:
         model.train(was_training)
-    num_classes = len(classes)
-    local = {
-        "logits": np.concatenate(logits_parts) if logits_parts else np.zeros((0, num_classes)),
-        "labels": np.concatenate(labels_parts) if labels_parts else np.zeros(0, np.int64),
-        "video": np.concatenate(video_parts) if video_parts else np.zeros(0, np.int64),
-        "view": np.concatenate(view_parts) if view_parts else np.zeros(0, np.int64),
-        "failed": failed,
-    }
+    local: dict[str, Any] = {k: np.concatenate(v) for k, v in host.items()}
+    local["failed"] = failed
     return _report(_gather(local, distributed), records=records, classes=classes)
 
 
-def _report(parts: list[dict[str, Any]], *, records: Sequence[Any], classes: Sequence[str]):
+def _report(
+    parts: list[dict[str, Any]], *, records: Sequence[Any], classes: Sequence[str]
+) -> EvalReport:
     """Merge per-rank results, drop repeated (video, view) pairs, compute metrics."""
     logits = np.concatenate([p["logits"] for p in parts])
     labels = np.concatenate([p["labels"] for p in parts]).astype(np.int64)

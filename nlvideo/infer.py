@@ -34,7 +34,7 @@ from nlvideo.data.annotations import VideoRecord
 from nlvideo.data.dataset import VideoClipDataset
 from nlvideo.data.gpu import DeviceTransform
 from nlvideo.data.sampling import frame_step, window_indices
-from nlvideo.data.video import VideoError, frames_to_clips, open_video, probe
+from nlvideo.data.video import VideoError, frames_to_clips, open_video
 
 logger = logging.getLogger(__name__)
 
@@ -152,10 +152,10 @@ class Predictor:
             result.error = item.failure[2] if item.failure else "no frames decoded"
             return result
         try:
-            info = probe(path)
-            result.num_frames, result.fps = info.num_frames or 0, info.fps
-        except VideoError:  # decoded above, so only the header is odd: keep the prediction
-            pass
+            with open_video(path, backend=self.backend, short_side=self.short_side) as reader:
+                result.num_frames, result.fps = reader.num_frames, reader.fps
+        except Exception:  # decoded above, so only the length is unknown: keep the prediction
+            logger.warning("%s: cannot read the frame count", path)
         probs = self._probs(item.clips)
         result.probs, result.num_views = probs.mean(axis=0), probs.shape[0]
         return result

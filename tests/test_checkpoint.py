@@ -76,7 +76,7 @@ def test_new_checkpoint_replaces_the_old_one(tmp_path):
 def test_garbage_file_raises_value_error_naming_the_file(tmp_path):
     path = tmp_path / "garbage.pt"
     path.write_bytes(os.urandom(1000))
-    with pytest.raises(ValueError, match="garbage.pt"):
+    with pytest.raises(ValueError, match=r"garbage\.pt"):
         load_checkpoint(path)
 
 
@@ -85,7 +85,7 @@ def test_truncated_checkpoint_raises_value_error_naming_the_file(tmp_path):
     save_checkpoint(path, make_ckpt())
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
-    with pytest.raises(ValueError, match="cut.pt"):
+    with pytest.raises(ValueError, match=r"cut\.pt"):
         load_checkpoint(path)
 
 
@@ -105,12 +105,12 @@ def test_pickled_code_is_refused_by_the_weights_only_load(tmp_path):
     path = tmp_path / "evil.pt"
     with open(path, "wb") as f:
         pickle.dump({"format": FORMAT, "x": _Evil()}, f, protocol=2)
-    with pytest.raises(ValueError, match="evil.pt"):
+    with pytest.raises(ValueError, match=r"evil\.pt"):
         load_checkpoint(path)
 
 
 def test_missing_checkpoint_raises_file_not_found_naming_it(tmp_path):
-    with pytest.raises(FileNotFoundError, match="absent.pt"):
+    with pytest.raises(FileNotFoundError, match=r"absent\.pt"):
         load_checkpoint(tmp_path / "absent.pt")
 
 

@@ -112,6 +112,26 @@ def test_metrics_match_sklearn_on_view_averaged_softmax():
     assert report.num_clips == 12 * NUM_VIEWS
 
 
+def test_report_does_not_depend_on_how_views_are_batched(monkeypatch):
+    import nlvideo.eval
+
+    monkeypatch.setattr(nlvideo.eval, "_HOST_EVERY", 3)  # exercise the grouped host copies
+    records, logits = _records(10), _view_logits(10, seed=6)
+    one = evaluate(
+        LogitsInClip(),
+        _batches(logits, records, [list(range(10))]),
+        records=records,
+        classes=list("abcdef"),
+    )
+    many = evaluate(
+        LogitsInClip(),
+        _batches(logits, records, [[v] for v in range(10)]),
+        records=records,
+        classes=list("abcdef"),
+    )
+    assert many.to_dict() == one.to_dict()
+
+
 def test_failed_video_is_listed_counted_and_left_out_of_accuracy():
     records, logits = _records(12), _view_logits(12, seed=1)
     batches = _batches(logits, records, [[0, 1, 2, 3, 4, 5], [6, 7, 8, 9, 10, 11]], failed={7})
@@ -372,7 +392,13 @@ def test_cli_reports_a_missing_checkpoint_without_a_traceback(tmp_path, capsys):
 
 
 def test_cli_defaults_to_the_built_in_validation_set_of_the_checkpoint(tiny_checkpoint, tmp_path):
-    ckpt, data = tiny_checkpoint
+    ckpt, _ = tiny_checkpoint
     assert main(["--checkpoint", str(ckpt), "--out", str(tmp_path)]) == 0
     result = json.loads((tmp_path / "eval_report.json").read_text())
     assert (result["num_videos"], result["num_evaluated"], result["num_clips"]) == (8, 8, 8 * 3)
+
+
+def test_cli_rejects_a_misspelled_override_naming_the_key(tiny_checkpoint, capsys):
+    ckpt, _ = tiny_checkpoint
+    assert main(["--checkpoint", str(ckpt), "data.num_clipz=2"]) == 2
+    assert "num_clipz" in capsys.readouterr().err

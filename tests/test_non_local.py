@@ -271,6 +271,23 @@ def test_gradients_reach_every_parameter(mode, dimension, bn_layer):
     assert x.grad.abs().sum() > 0
 
 
+@pytest.mark.parametrize("kernel", ["sdpa", "math"], indirect=True)
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("dimension", DIMS)
+def test_fast_path_gradients_match_reference(kernel, mode, dimension):
+    block = randomise(NLBlockND(8, mode=mode, dimension=dimension, scale_logits=True)).double()
+    x = make_input(dimension)
+    weights = torch.randn_like(x)
+    grads = []
+    for forward in (block.forward, lambda t: block.forward_reference(t)[0]):
+        block.zero_grad()
+        xg = x.clone().requires_grad_()
+        (forward(xg) * weights).sum().backward()
+        grads.append([xg.grad] + [p.grad.clone() for p in block.parameters()])
+    for fast, ref in zip(*grads, strict=True):
+        torch.testing.assert_close(fast, ref, rtol=0, atol=1e-10)
+
+
 @pytest.mark.parametrize("mode", MODES)
 def test_bf16_autocast_runs_and_stays_close_to_fp32(mode):
     block = randomise(NLBlockND(8, mode=mode, dimension=3)).eval()

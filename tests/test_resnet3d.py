@@ -274,3 +274,11 @@ def test_new_nl_blocks_leave_the_network_function_unchanged() -> None:
     clip = torch.randn(1, 3, 8, 32, 32)
     with torch.no_grad():
         assert torch.allclose(plain(clip), with_nl(clip), atol=1e-6)
+
+
+def test_tiny_model_traces_as_one_graph_for_torch_compile() -> None:
+    model = build_model("i3d_nl_tiny", num_classes=10)
+    clip = torch.randn(2, 3, 8, 64, 64)
+    compiled = torch.compile(model, backend="eager", fullgraph=True)  # raises on a graph break
+    compiled(clip).sum().backward()
+    assert all(p.grad is not None for p in model.parameters())

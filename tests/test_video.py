@@ -4,21 +4,23 @@ from __future__ import annotations
 
 import logging
 
+import av
 import decord
 import numpy as np
 import pytest
 from conftest import clip_indices, frame_index, make_video, trim_edit_list
 
-from nlvideo.data.sampling import resized_shape
-from nlvideo.data.video import VideoError, open_video, probe, read_clips
+from nlvideo.data.sampling import resized_shape, uniform_clip_indices, window_indices
+from nlvideo.data.video import VideoError, open_video, prefer_sequential, probe, read_clips
 
 BACKENDS = ["decord", "pyav"]
 SCRAMBLED = np.array([[50, 3, 3, 20], [44, 0, 33, 34], [59, 59, 1, 2]])
 
 
 def read(path, indices, backend, short_side=None):
-    with open_video(path, backend=backend, short_side=short_side) as reader:
-        return reader.read(np.asarray(indices))
+    """Read with `backend` itself: no switching of dense reads to sequential PyAV decoding."""
+    with open_video(path, backend=backend, short_side=short_side, allow_sequential=False) as r:
+        return r.read(np.asarray(indices))
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -34,7 +36,7 @@ def test_reads_exactly_the_requested_frames_in_order(sample_videos, backend, vid
 @pytest.mark.parametrize("short_side", [None, 40])
 def test_decord_and_pyav_give_identical_pixels(sample_videos, video, short_side):
     path = sample_videos[video]
-    with open_video(path, backend="decord", short_side=short_side) as a:
+    with open_video(path, backend="decord", short_side=short_side, allow_sequential=False) as a:
         n = a.num_frames
         first = a.read(np.arange(n))
     with open_video(path, backend="pyav", short_side=short_side) as b:
@@ -77,6 +79,39 @@ def test_out_of_range_indices_are_rejected(sample_videos):
         pytest.raises(ValueError, match=r"must be in \[0, 5\)"),
     ):
         reader.read(np.array([0, 5]))
+
+
+def test_probe_lists_the_keyframes_of_an_mp4(sample_videos):
+    with av.open(str(sample_videos["bframes"])) as container:
+        decoded = tuple(i for i, f in enumerate(container.decode(video=0)) if f.key_frame)
+    assert probe(sample_videos["bframes"]).keyframes == decoded
+    assert probe(sample_videos["mkv"]).keyframes is None
+
+
+def unique(indices) -> list[int]:
+    return np.unique(indices).tolist()
+
+
+def test_dense_reads_decode_sequentially_sparse_late_ones_seek():
+    gop16 = tuple(range(0, 300, 16))
+    test_views = unique(uniform_clip_indices(300, num_frames=8, stride=8, num_clips=10))
+    assert prefer_sequential(test_views, gop16)
+    assert prefer_sequential(list(range(300)), gop16)
+    assert prefer_sequential(list(range(300)), None)  # even if decord could seek anywhere
+    assert prefer_sequential(unique(window_indices(0, 2, 32, 300)), gop16)  # 32x2 at the start
+    assert not prefer_sequential(unique(window_indices(200, 8, 8, 300)), gop16)
+    assert not prefer_sequential(unique(window_indices(200, 8, 8, 300)), None)
+    # One keyframe: decord decodes from frame 0 as well, but skips frames more cheaply.
+    assert not prefer_sequential(unique(window_indices(100, 8, 8, 300)), (0,))
+
+
+@pytest.mark.parametrize("allow_sequential", [True, False])
+def test_decord_backend_is_exact_whichever_path_it_takes(sample_videos, allow_sequential):
+    views = uniform_clip_indices(60, num_frames=8, stride=4, num_clips=5)
+    kw = {"backend": "decord", "allow_sequential": allow_sequential}
+    with open_video(sample_videos["bframes"], **kw) as reader:
+        frames = reader.read(views)
+    assert [[frame_index(f) for f in clip] for clip in frames] == views.tolist()
 
 
 # ----------------------------------------------------------------------------- decord pitfalls

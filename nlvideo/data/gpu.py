@@ -141,21 +141,16 @@ class DeviceTransform:
         # Pixel centre u of the scaled frame -> normalised source coordinate (align_corners=False).
         gx = 2 * (params.x[:, None] + cols + 0.5) / w[:, None] - 1  # (N, size)
         gy = 2 * (params.y[:, None] + steps + 0.5) / h[:, None] - 1  # (N, size)
+        gx, gy = gx.to(device), gy.to(device)
         grid = torch.stack(
             [gx[:, None, :].expand(n, size, size), gy[:, :, None].expand(n, size, size)], dim=-1
-        ).to(device)  # (N, size, size, 2) as (x, y)
-        frames = clips.transpose(1, 2).reshape(
-            n * t, c, height, width
-        )  # (N, C, T, H, W) -> (NT, C, H, W)
-        frames = frames.float()
+        )  # (N, size, size, 2) as (x, y)
+        # Frames share their clip's grid, so time folds into channels: no copy, one small grid.
+        frames = clips.reshape(n, c * t, height, width).float()  # (N, C, T, H, W) -> (N, CT, H, W)
         out = F.grid_sample(
-            frames,
-            grid.repeat_interleave(t, dim=0),
-            mode="bilinear",
-            padding_mode="border",
-            align_corners=False,
+            frames, grid, mode="bilinear", padding_mode="border", align_corners=False
         )
-        out = out.view(n, t, c, size, size).transpose(1, 2)  # (NT, C, s, s) -> (N, C, T, s, s)
+        out = out.view(n, c, t, size, size)  # (N, CT, s, s) -> (N, C, T, s, s)
         return self.normalize(out).contiguous()
 
     def apply_test(self, clips: Tensor) -> Tensor:
@@ -172,9 +167,8 @@ class DeviceTransform:
             ).view(n, c, t, h, w)
         s = self.crop_size
         crops = [x[..., y : y + s, x0 : x0 + s] for y, x0 in crop_offsets(h, w, s, self.num_crops)]
-        out = torch.stack(crops, dim=1).reshape(
-            n * self.num_crops, c, t, s, s
-        )  # (N, K, ...) -> (NK, ...)
+        # (N, K, C, T, s, s) -> (NK, C, T, s, s)
+        out = torch.stack(crops, dim=1).reshape(n * self.num_crops, c, t, s, s)
         return self.normalize(out.float()).contiguous()
 
     # ------------------------------------------------------------------ entry point

@@ -271,7 +271,9 @@ def render_clip(
     return frames, alphas
 
 
-def write_mp4(path: str | Path, frames: np.ndarray, *, fps: int = 25, crf: int = 18, gop: int = 12):
+def write_mp4(
+    path: str | Path, frames: np.ndarray, *, fps: int = 25, crf: int = 18, gop: int = 12
+) -> None:
     """Encode uint8 RGB frames (T, H, W, 3) as H.264 (yuv420p) mp4, deterministically."""
     _, h, w, _ = frames.shape
     if h % 2 or w % 2:

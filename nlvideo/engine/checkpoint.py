@@ -136,7 +136,9 @@ def load_pretrained(model: nn.Module, path: str | Path, fmt: str = "auto") -> No
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
-        raise ValueError(f"model.pretrained: {path} is corrupt or not a safe torch file: {e}") from e
+        raise ValueError(
+            f"model.pretrained: {path} is corrupt or not a safe torch file: {e}"
+        ) from e
     if not isinstance(state, dict):
         raise ValueError(f"model.pretrained: {path} holds a {type(state).__name__}, not a dict")
     fmt = detect_pretrained_format(state) if fmt == "auto" else fmt
@@ -155,7 +157,9 @@ def load_pretrained(model: nn.Module, path: str | Path, fmt: str = "auto") -> No
         if head:
             logger.info("model.pretrained: not loading %s (shape differs: new classifier)", head)
         try:
-            model.load_state_dict({k: v for k, v in weights.items() if k not in head}, strict=not head)
+            model.load_state_dict(
+                {k: v for k, v in weights.items() if k not in head}, strict=not head
+            )
         except RuntimeError as e:
             raise ValueError(f"model.pretrained: {path} does not fit the model: {e}") from e
     else:
@@ -186,7 +190,13 @@ def restore_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
     n = state["numpy"]
     np.random.set_state(
-        ("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"])
+        (
+            "MT19937",
+            n["keys"].numpy().astype(np.uint32),
+            n["pos"],
+            n["has_gauss"],
+            n["cached_gaussian"],
+        )
     )
     version, internal, gauss = state["python"]
     random.setstate((version, tuple(internal), gauss))

@@ -93,7 +93,9 @@ class LRSchedule:
         if self.kind == "step":
             return self.gamma ** sum(step >= m for m in self.milestones)
         progress = min(step, self.total_steps) / self.total_steps
-        return self.final_factor + (1 - self.final_factor) * 0.5 * (1 + math.cos(math.pi * progress))
+        return self.final_factor + (1 - self.final_factor) * 0.5 * (
+            1 + math.cos(math.pi * progress)
+        )
 
     def factor(self, step: int) -> float:
         """LR multiplier for the optimiser step with 0-based index ``step``."""

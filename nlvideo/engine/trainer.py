@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -35,6 +36,7 @@ from nlvideo.data.annotations import (
 )
 from nlvideo.data.dataset import VideoClipDataset
 from nlvideo.data.gpu import DeviceBatch, DeviceTransform, build_loader, prefetch
+from nlvideo.data.synthetic import generate_builtin_dataset
 from nlvideo.engine.checkpoint import (
     FORMAT,
     capture_rng_state,
@@ -54,7 +56,6 @@ from nlvideo.engine.distributed import (
     init_distributed,
 )
 from nlvideo.engine.optim import LRSchedule, build_optimizer, build_schedule
-from nlvideo.data.synthetic import generate_builtin_dataset
 from nlvideo.eval import EvalReport, evaluate
 from nlvideo.models import build_model
 
@@ -140,6 +141,7 @@ def build_run_data(cfg: Config, info: DistInfo) -> RunData:
         "backend": d.backend,
         "max_retries": d.max_retries,
         "seed": cfg.train.seed,
+        "repeat_clips": d.repeat_clips,  # training windows per video per epoch
     }
     return RunData(train, val, classes, dataset_kwargs)
 
@@ -217,7 +219,9 @@ class Trainer:
             self.out_dir.mkdir(parents=True, exist_ok=True)
         self.amp = t.amp if self.device.type == "cuda" else "none"
         if t.amp != "none" and self.amp == "none":
-            logger.info("train.amp=%s ignored on %s (autocast is used on CUDA only)", t.amp, self.device)
+            logger.info(
+                "train.amp=%s ignored on %s (autocast is used on CUDA only)", t.amp, self.device
+            )
         if t.batch_size % info.world_size:
             raise ValueError(
                 f"train.batch_size={t.batch_size} is not divisible by the {info.world_size} ranks"
@@ -231,11 +235,12 @@ class Trainer:
         if cfg.model.pretrained:
             load_pretrained(model, cfg.model.pretrained, cfg.model.pretrained_format)
         self.model = self._wrap(model)
+        seed_everything(t.seed + info.rank)  # per-rank streams for dropout and the like
         self.optimizer = build_optimizer(unwrap_model(self.model), cfg.optim)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp == "fp16")
 
         self.train_loader = build_loader(
-            VideoClipDataset(list(self.data.train) * cfg.data.repeat_clips, mode="train", **self.data.dataset_kwargs),
+            VideoClipDataset(self.data.train, mode="train", **self.data.dataset_kwargs),
             batch_size=t.batch_size // info.world_size,
             num_workers=cfg.data.num_workers,
             shuffle=True,
@@ -247,13 +252,14 @@ class Trainer:
         if self.steps_per_epoch == 0:
             raise ValueError(
                 f"train.batch_size={t.batch_size} is larger than the training set "
-                f"({len(self.data.train) * cfg.data.repeat_clips} clips per epoch)"
+                f"({len(self.data.train)} videos)"
             )
-        self.schedule: LRSchedule = build_schedule(self.optimizer, cfg.optim, t, self.steps_per_epoch)
+        self.schedule: LRSchedule = build_schedule(
+            self.optimizer, cfg.optim, t, self.steps_per_epoch
+        )
         self.num_epochs = (
             math.ceil(t.iterations / self.steps_per_epoch) if t.iterations > 0 else t.epochs
         )
-        self.total_steps = self.schedule.total_steps
         self.val_loader = build_loader(
             VideoClipDataset(self.data.val, mode="test", **self.data.dataset_kwargs),
             batch_size=max(1, t.eval_batch_size // info.world_size),
@@ -264,12 +270,20 @@ class Trainer:
             seed=t.seed,
         )
         d = cfg.data
+        # Own generator, re-seeded every epoch: augmentation replays exactly on resume even
+        # though prefetch draws a batch ahead.
         self.train_transform = DeviceTransform(
-            mode="train", crop_size=d.crop_size, train_scale=tuple(d.train_scale), flip=d.flip
+            mode="train",
+            crop_size=d.crop_size,
+            train_scale=tuple(d.train_scale),
+            flip=d.flip,
+            seed=t.seed,
         )
+        test_crop = d.test_crop_size or d.crop_size
         self.test_transform = DeviceTransform(
             mode="test",
-            crop_size=d.test_crop_size or d.crop_size,
+            crop_size=test_crop,
+            train_scale=(test_crop, test_crop),  # unused in test mode
             test_scale=d.test_scale,
             num_crops=d.num_crops,
         )
@@ -340,7 +354,11 @@ class Trainer:
             "scheduler": self.schedule.state_dict(),
             "scaler": self.scaler.state_dict(),
             "rng": rng,
-            "sampler": {"epoch": self.epoch, "batches_done": self.batches_done, "seed": self.cfg.train.seed},
+            "sampler": {
+                "epoch": self.epoch,
+                "batches_done": self.batches_done,
+                "seed": self.cfg.train.seed,
+            },
             "best_metric": self.best_metric,
         }
 
@@ -357,16 +375,19 @@ class Trainer:
         if not self.cfg.train.resume and not path.is_file():
             return
         ckpt = load_checkpoint(path, map_location="cpu")
-        if ckpt["model_name"] != self.cfg.model.name:
+        if ckpt["model_name"] != self.cfg.model.name or ckpt["classes"] != self.classes:
             raise ValueError(
-                f"checkpoint {path} holds a {ckpt['model_name']!r} model, "
-                f"but model.name={self.cfg.model.name!r}"
+                f"checkpoint {path} holds a {ckpt['model_name']!r} model for "
+                f"{len(ckpt['classes'])} classes, but this run trains {self.cfg.model.name!r} on "
+                f"{len(self.classes)} classes (a different run folder or train.resume?)"
             )
         try:
             unwrap_model(self.model).load_state_dict(ckpt["model"])
             self.optimizer.load_state_dict(ckpt["optimizer"])
         except (RuntimeError, ValueError, KeyError) as e:
-            raise ValueError(f"checkpoint {path} does not fit this run's model/optimiser: {e}") from e
+            raise ValueError(
+                f"checkpoint {path} does not fit this run's model/optimiser: {e}"
+            ) from e
         self.schedule.load_state_dict(ckpt["scheduler"])
         self.scaler.load_state_dict(ckpt["scaler"])
         self.epoch, self.step = int(ckpt["epoch"]), int(ckpt["step"])
@@ -376,8 +397,12 @@ class Trainer:
         if len(rngs) == self.info.world_size:
             self._pending_rng = rngs[self.info.rank]
         else:
-            logger.warning("checkpoint %s was written by %d ranks, not %d: RNG states not restored",
-                           path, len(rngs), self.info.world_size)
+            logger.warning(
+                "checkpoint %s was written by %d ranks, not %d: RNG states not restored",
+                path,
+                len(rngs),
+                self.info.world_size,
+            )
         logger.info("resumed from %s at epoch %d, step %d", path, self.epoch + 1, self.step)
 
     def _write_run_files(self) -> None:
@@ -426,18 +451,25 @@ class Trainer:
             self.log.close()
 
     def _batches(self, epoch: int) -> Iterator[DeviceBatch]:
-        """The epoch's batches, skipping those done before a mid-epoch checkpoint."""
+        """The epoch's batches, after those done before a mid-epoch checkpoint.
+
+        Sample order (sampler), clip windows (dataset) and augmentation (transform generator)
+        depend only on (seed, epoch, rank, position), so the skipped batches are replayed and
+        discarded; the global RNG states are then restored to where the checkpoint took them.
+        """
         self.train_loader.sampler.set_epoch(epoch)
+        seed = np.random.SeedSequence([self.cfg.train.seed, epoch, self.info.rank])
+        self.train_transform.generator.manual_seed(int(seed.generate_state(1)[0]))
         if self._pending_rng is not None and self.batches_done == 0:
             restore_rng_state(self._pending_rng)
             self._pending_rng = None
-        it = iter(self.train_loader)
+        batches = prefetch(self.train_loader, self.device, self.train_transform)
         for _ in range(self.batches_done):
-            next(it)
+            next(batches)
         if self._pending_rng is not None:  # mid-epoch: the state was taken at this point
             restore_rng_state(self._pending_rng)
             self._pending_rng = None
-        return prefetch(it, self.device, self.train_transform)
+        return batches
 
     def _train_epoch(self, epoch: int) -> dict[str, float]:
         t, model = self.cfg.train, self.model
@@ -491,7 +523,11 @@ class Trainer:
         )
         n = float(batch.labels.numel())
         sums = torch.stack(
-            [loss.detach() * n, (logits.argmax(1) == batch.labels).sum().float(), loss.new_tensor(n)]
+            [
+                loss.detach() * n,
+                (logits.argmax(1) == batch.labels).sum().float(),
+                loss.new_tensor(n),
+            ]
         )
         loss_sum, correct, count = all_reduce_sum(sums, self.info).tolist()
         if not math.isfinite(loss_sum):
@@ -511,8 +547,7 @@ class Trainer:
         return loss_sum, correct, count
 
     def _evaluate(self) -> EvalReport:
-        model = unwrap_model(self.model) if not self.cfg.train.compile else self.model
-        model = getattr(model, "module", model)  # evaluate without DDP's collectives
+        model = unwrap_model(self.model)  # no DDP collectives, no recompilation for test shapes
         batches = prefetch(self.val_loader, self.device, self.test_transform)
         report = evaluate(
             model,

@@ -36,6 +36,7 @@ _SPATIAL_NAMES = {1: "L", 2: "H, W", 3: "T, H, W"}
 # matmul + softmax: faster there than the fused kernel (measured with benchmarks/nonlocal.py,
 # about 25% on the attention at 3136 x 784 x 512) and small enough not to matter for memory.
 CPU_MATH_MAX_ELEMENTS = 8 * 2**20
+_MIN_QUERIES_PER_PART = 256
 
 
 class NLBlockND(nn.Module):
@@ -193,7 +194,7 @@ class NLBlockND(nn.Module):
         """Queries ``(N, L, Cq)``, keys ``(N, M, Cq)`` and values ``(N, M, Ci)``."""
         if self.mode == "gaussian":
             theta, phi = x, self.pool(x)
-            g = self.g(self.pool(x)) if self.pool_first else self.pool(self.g(x))
+            g = self.g(phi) if self.pool_first else self.pool(self.g(x))
         elif self.pool_first:
             pooled = self.pool(x)
             theta, phi, g = self.theta(x), self.phi(pooled), self.g(pooled)
@@ -205,16 +206,21 @@ class NLBlockND(nn.Module):
     def _output(self, x: Tensor, y: Tensor) -> Tensor:
         # (N, L, Ci) -> (N, Ci, *S)
         y = y.transpose(1, 2).reshape(x.shape[0], self.inter_channels, *x.shape[2:])
-        return x + self.out_norm(self.out_conv(y))
+        out = self.out_norm(self.out_conv(y))
+        if out.dtype == x.dtype and out.shape == x.shape:
+            # in place: one activation-sized tensor less; BN and conv backward need their input,
+            # not this output (autograd's version check would catch a norm that did)
+            return out.add_(x)
+        return x + out  # autocast: low-precision branch, full-precision sum like the input
 
 
 def _softmax_attention(q: Tensor, k: Tensor, v: Tensor, scale: float) -> Tensor:
     """``softmax(q k^T * scale) v`` through the fused SDPA kernel, never materialising L x M.
 
-    Small CPU problems (``CPU_MATH_MAX_ELEMENTS``) use plain matmul + softmax instead.
     q/k/v go in as contiguous ``(N, 1, L, C)``: other strides or unequal head sizes make PyTorch
     fall back to its math kernel, which builds the full affinity matrix. Zero channels added to
-    the narrower side leave the result unchanged.
+    the narrower side (gaussian mode: C vs Ci) leave the result unchanged. Small CPU problems
+    (``CPU_MATH_MAX_ELEMENTS``) use plain matmul + softmax instead.
     """
     if q.device.type == "cpu" and q.shape[0] * q.shape[1] * k.shape[1] <= CPU_MATH_MAX_ELEMENTS:
         q = q * scale if scale != 1.0 else q  # scaling q is one L x M pass less than the logits
@@ -225,13 +231,28 @@ def _softmax_attention(q: Tensor, k: Tensor, v: Tensor, scale: float) -> Tensor:
         q, k = F.pad(q, (0, cv - cq)), F.pad(k, (0, cv - cq))
     elif cv < cq:
         v = F.pad(v, (0, cq - cv))
-    # (N, L, C) -> (N, 1, L, C)
-    q, k, v = (t.unsqueeze(1).contiguous() for t in (q, k, v))
-    if v.dtype != q.dtype:  # autocast may leave q and v in different dtypes
-        v = v.to(q.dtype)
-    k = k.to(q.dtype)
-    out = F.scaled_dot_product_attention(q, k, v, scale=scale)
-    return out[:, 0, :, :cv]  # (N, 1, L, C) -> (N, L, Ci)
+    k, v = k.to(q.dtype), v.to(q.dtype)  # autocast may leave them in another dtype
+    n, length, c = q.shape
+    m = k.shape[1]
+    parts = _cpu_query_parts(length) if q.device.type == "cpu" else 1
+    pad = -length % parts
+    q = F.pad(q, (0, 0, 0, pad)) if pad else q
+    # (N, L, C) -> (N * P, 1, L / P, C): P query chunks as pseudo-batch items (P = 1 on GPU)
+    q = q.reshape(n * parts, 1, (length + pad) // parts, c).contiguous()
+    # (N, M, C) -> (N * P, 1, M, C): each chunk attends to all keys (P small copies)
+    k, v = (t[:, None, None].expand(n, parts, 1, m, c).reshape(-1, 1, m, c) for t in (k, v))
+    out = F.scaled_dot_product_attention(q, k.contiguous(), v.contiguous(), scale=scale)
+    # (N * P, 1, L / P, C) -> (N, L, Ci)
+    return out.reshape(n, length + pad, c)[:, :length, :cv]
+
+
+def _cpu_query_parts(length: int) -> int:
+    """Query chunks that give PyTorch's CPU flash-attention backward one task per thread.
+
+    Its backward parallelises over batch x heads only, i.e. runs on one core for a single
+    sample; splitting the queries into pseudo-batch items (keys shared) restores the threads.
+    """
+    return max(1, min(torch.get_num_threads(), length // _MIN_QUERIES_PER_PART))
 
 
 def _dot_attention(q: Tensor, k: Tensor, v: Tensor, scale: float) -> Tensor:

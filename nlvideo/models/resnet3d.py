@@ -241,6 +241,11 @@ def create_video_resnet(
         )
     )
     model = VideoResNet(nn.ModuleList(blocks), arch=arch, depths=depths, nl_locations=nl_locations)
+    for m in model.modules():
+        if isinstance(m, nn.Conv3d):
+            # pytorchvideo computes shortcut strides with np.prod (numpy ints), which makes
+            # torch.compile break the graph at every projection shortcut.
+            m.stride = tuple(int(s) for s in m.stride)
     # PySlowFast/pytorchvideo init: MSRA convs, zero final BN of each bottleneck, fc ~ N(0, 0.01).
     # Done before the NL blocks exist so they keep their own (identity-at-start) init.
     init_net_weights(model)

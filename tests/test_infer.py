@@ -1,0 +1,184 @@
+"""nlvideo.infer: top-k per video, per-window timelines, any size/length, broken files."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from conftest import make_video
+
+from nlvideo.infer import build_predictor, main
+
+CLASSES = ["alpha", "bravo", "charlie", "delta", "echo"]  # names only the checkpoint knows
+CLIPS = 3
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    """A c2d_tiny checkpoint in the contract format (saved with the engine's save_checkpoint)."""
+    from nlvideo.config import config_to_dict, load_config
+    from nlvideo.engine.checkpoint import FORMAT, save_checkpoint
+    from nlvideo.models import build_model
+
+    cfg = load_config(
+        None,
+        [
+            "model.name=c2d_tiny",
+            "data.num_frames=4",
+            "data.stride=2",
+            "data.short_side=32",
+            "data.train_scale=[32,40]",
+            "data.crop_size=32",
+            "data.test_scale=32",
+            f"data.num_clips={CLIPS}",
+            "data.num_crops=1",
+            "data.backend=pyav",
+        ],
+    )
+    torch.manual_seed(0)
+    model = build_model("c2d_tiny", num_classes=len(CLASSES))
+    path = tmp_path_factory.mktemp("infer") / "best.pt"
+    save_checkpoint(
+        path,
+        {
+            "format": FORMAT,
+            "model": model.state_dict(),
+            "model_name": "c2d_tiny",
+            "model_kwargs": {"num_classes": len(CLASSES)},
+            "classes": CLASSES,
+            "config": config_to_dict(cfg),
+            "epoch": 1,
+            "step": 1,
+            "optimizer": {},
+            "scheduler": {},
+            "scaler": {},
+            "rng": [],
+            "sampler": {},
+            "best_metric": 0.0,
+        },
+    )
+    return path
+
+
+def _moving_bar(i: int, height: int, width: int) -> np.ndarray:
+    image = np.full((height, width, 3), 40, np.uint8)
+    x = (i * width // 20) % width
+    image[:, x : x + max(width // 8, 2)] = (220, 120, 30)
+    return image
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory):
+    root = tmp_path_factory.mktemp("infer_videos")
+    broken = root / "broken.mp4"
+    broken.write_text("this is not a video\n")
+    return {
+        "hd": make_video(root / "hd.mp4", 12, (1280, 720), 25, frame_fn=_moving_bar),
+        "qcif": make_video(root / "qcif.mp4", 60, (176, 144), 30, frame_fn=_moving_bar),
+        "two_seconds": make_video(root / "two_s.mp4", 50, (96, 64), 25, frame_fn=_moving_bar),
+        "three_frames": make_video(root / "three.mp4", 3, (64, 48), 25, frame_fn=_moving_bar),
+        "long": make_video(root / "long.mp4", 150, (64, 48), 25, frame_fn=_moving_bar),
+        "broken": broken,
+        "missing": root / "missing.mp4",
+    }
+
+
+def _run_json(capsys, args) -> tuple[int, list[dict]]:
+    rc = main([*map(str, args), "--json"])
+    return rc, json.loads(capsys.readouterr().out)
+
+
+def test_every_readable_video_gets_topk_probabilities_and_broken_ones_fail(
+    checkpoint, videos, capsys
+):
+    names = ["hd", "broken", "qcif", "missing", "two_seconds", "three_frames"]
+    rc, out = _run_json(
+        capsys, [*(videos[n] for n in names), "--checkpoint", checkpoint, "--topk", 3]
+    )
+    assert rc == 1
+    assert [r["path"] for r in out] == [str(videos[n]) for n in names]
+    assert [r["ok"] for r in out] == [True, False, True, False, True, True]
+    for r in out:
+        if r["ok"]:
+            probs = [t["prob"] for t in r["top"]]
+            assert len(probs) == 3 and probs == sorted(probs, reverse=True)
+            assert {t["class"] for t in r["top"]} <= set(CLASSES)
+            assert r["num_views"] == CLIPS
+    assert "file not found" in out[3]["error"]
+    assert out[1]["error"]
+
+
+def test_unreadable_file_is_named_with_its_reason_on_stderr(checkpoint, videos, capsys):
+    rc = main([str(videos["qcif"]), str(videos["missing"]), "--checkpoint", str(checkpoint)])
+    captured = capsys.readouterr()
+    assert rc == 1
+    assert f"{videos['missing']}: file not found" in captured.err
+    assert str(videos["qcif"]) in captured.out and "alpha" in captured.out
+
+
+def test_exit_status_is_zero_when_every_file_is_read(checkpoint, videos, capsys):
+    assert main([str(videos["two_seconds"]), "--checkpoint", str(checkpoint)]) == 0
+
+
+def test_bad_checkpoint_is_a_usage_error(tmp_path, videos, capsys):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"garbage")
+    assert main([str(videos["qcif"]), "--checkpoint", str(bad)]) == 2
+    assert "bad.pt" in capsys.readouterr().err
+
+
+def test_probabilities_equal_the_evaluation_pipelines(checkpoint, videos):
+    from nlvideo.data.annotations import VideoRecord
+    from nlvideo.engine.checkpoint import load_checkpoint
+    from nlvideo.eval import build_test_batches, checkpoint_config
+
+    predictor = build_predictor(checkpoint, device="cpu", overrides=["data.num_crops=3"])
+    cfg = checkpoint_config(load_checkpoint(checkpoint), ["data.num_crops=3"])
+    record = VideoRecord(str(videos["qcif"]), 0, "qcif")
+    (batch,) = list(build_test_batches(cfg, [record], torch.device("cpu")))
+    with torch.inference_mode():
+        expected = torch.softmax(predictor.model(batch.clips), dim=1).mean(0).numpy()
+    pred = predictor.predict(videos["qcif"])
+    assert pred.num_views == CLIPS * 3 == batch.clips.shape[0]
+    np.testing.assert_allclose(pred.probs, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_per_window_timeline_covers_a_long_video(checkpoint, videos, capsys):
+    rc, out = _run_json(
+        capsys,
+        [videos["long"], "--checkpoint", checkpoint, "--per-window", "--window-step", "1.5"],
+    )
+    assert rc == 0
+    windows = out[0]["windows"]
+    starts = [w["start_s"] for w in windows]
+    span = (4 - 1) * 2 + 1  # frames of one 4-frame clip at stride 2
+    assert starts[:4] == pytest.approx([0.0, 1.52, 3.0, 4.52])  # every 1.5 s, on frames
+    assert windows[-1]["end_s"] == pytest.approx(150 / 25) and starts == sorted(starts)
+    assert all(w["end_s"] - w["start_s"] == pytest.approx(span / 25) for w in windows)
+
+
+def test_window_mean_is_the_overall_prediction(checkpoint, videos):
+    predictor = build_predictor(checkpoint, device="cpu")
+    pred = predictor.predict_windows(videos["long"], window_step_s=2.0)
+    assert len(pred.windows) >= 3
+    np.testing.assert_allclose(pred.probs, np.mean([w.probs for w in pred.windows], axis=0))
+    for w in pred.windows:
+        assert w.probs.sum() == pytest.approx(1.0, abs=1e-5)
+
+
+def test_per_window_reports_broken_files_too(checkpoint, videos, capsys):
+    rc, out = _run_json(
+        capsys,
+        [videos["broken"], videos["three_frames"], "--checkpoint", checkpoint, "--per-window"],
+    )
+    assert rc == 1 and not out[0]["ok"] and len(out[1]["windows"]) == 1
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_gpu_prediction_matches_cpu(checkpoint, videos):
+    cpu = build_predictor(checkpoint, device="cpu").predict(videos["hd"])
+    gpu = build_predictor(checkpoint, device="cuda").predict(videos["hd"])
+    np.testing.assert_allclose(gpu.probs, cpu.probs, atol=1e-4)
