@@ -113,6 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         overrides = [
             f"model.name={name}",
             f"train.output_dir={Path(args.out) / name}",
+            "data.flip=false",  # a horizontal flip turns move_left into move_right, cw into ccw
             "train.progress=false",
             *args.overrides,
         ]

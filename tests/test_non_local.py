@@ -46,9 +46,9 @@ def randomise(block, seed=0):
 
 @pytest.fixture
 def kernel(request, monkeypatch):
-    """Forces the fused SDPA kernel ("sdpa") or plain matmul+softmax ("math") on CPU."""
-    limit = {"sdpa": -1, "math": 2**62}[request.param]
-    monkeypatch.setattr(non_local, "CPU_MATH_MAX_ELEMENTS", limit)
+    """Forces the CPU softmax kernel's query split: none ("sdpa") or 5 chunks ("sdpa-split")."""
+    parts = 5 if request.param == "sdpa-split" else 1  # 5 divides no test length: padding too
+    monkeypatch.setattr(non_local, "_cpu_query_parts", lambda length: parts)
     return request.param
 
 
@@ -184,11 +184,11 @@ def test_fast_path_matches_reference(kernel, mode, dimension, sub_sample, option
     assert not torch.equal(z_ref, x)  # the comparison is not between two identities
 
 
-@pytest.mark.parametrize("kernel", ["math"], indirect=True)
+@pytest.mark.parametrize("kernel", ["sdpa-split"], indirect=True)
 @pytest.mark.parametrize("mode", SOFTMAX_MODES)
 @pytest.mark.parametrize("dimension", DIMS)
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=str)
-def test_cpu_math_kernel_matches_reference(kernel, mode, dimension, dtype):
+def test_query_split_softmax_kernel_matches_reference(kernel, mode, dimension, dtype):
     block = randomise(NLBlockND(8, mode=mode, dimension=dimension, scale_logits=True)).to(dtype)
     x = make_input(dimension, dtype=dtype)
     torch.testing.assert_close(block(x), block.forward_reference(x)[0], rtol=0, atol=TOL[dtype])
@@ -202,9 +202,12 @@ def test_concatenate_fast_path_matches_reference_on_long_sequence(dtype):
     torch.testing.assert_close(block(x), block.forward_reference(x)[0], rtol=0, atol=TOL[dtype])
 
 
-@pytest.mark.parametrize("kernel", ["sdpa"], indirect=True)
-@pytest.mark.parametrize("mode", MODES)
-def test_fast_path_never_allocates_an_affinity_matrix(kernel, mode):
+@pytest.mark.parametrize(
+    ("mode", "kernel"),
+    [(mode, "sdpa") for mode in MODES] + [(mode, "sdpa-split") for mode in SOFTMAX_MODES],
+    indirect=["kernel"],
+)
+def test_fast_path_never_allocates_an_affinity_matrix(mode, kernel):
     block = randomise(NLBlockND(8, mode=mode, dimension=1, sub_sample=False)).eval()
     x = torch.randn(1, 8, 2048)
     affinity_bytes = 2048 * 2048 * x.element_size()
@@ -271,7 +274,7 @@ def test_gradients_reach_every_parameter(mode, dimension, bn_layer):
     assert x.grad.abs().sum() > 0
 
 
-@pytest.mark.parametrize("kernel", ["sdpa", "math"], indirect=True)
+@pytest.mark.parametrize("kernel", ["sdpa", "sdpa-split"], indirect=True)
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("dimension", DIMS)
 def test_fast_path_gradients_match_reference(kernel, mode, dimension):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 from pathlib import Path
 
@@ -157,6 +158,33 @@ def test_missing_data_list_fails_before_any_work_naming_the_key(tmp_path):
     with pytest.raises(ValueError, match=r"data\.train_list"):
         run_training(cfg)
     assert not (tmp_path / "run").exists()
+
+
+def test_gpu_only_options_are_logged_no_ops_on_the_cpu(data_root, tmp_path, caplog):
+    options = ("train.amp=bf16", "train.channels_last=true", "train.compile=true")
+    caplog.set_level(logging.INFO, logger="nlvideo.engine.trainer")
+    run_training(tiny_config(data_root, tmp_path, *options, "train.max_steps=1"))
+    for option in options:
+        key = option.split("=")[0]
+        assert any(key in m and "ignored on cpu" in m for m in caplog.messages), key
+    assert math.isfinite(records(tmp_path, "train")[0]["loss"])
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("amp", ["bf16", "fp16"])
+def test_gpu_options_train_with_finite_loss(data_root, tmp_path, amp):
+    gpu = (
+        "train.device=cuda",
+        f"train.amp={amp}",
+        "train.channels_last=true",
+        "train.compile=true",
+    )
+    metrics = run_training(tiny_config(data_root, tmp_path, *gpu, "train.epochs=1"))
+    assert all(math.isfinite(r["loss"]) for r in records(tmp_path, "train"))
+    assert metrics["num_evaluated"] == DATA["num_val"]
+    scaler = load_checkpoint(tmp_path / "last.pt")["scaler"]
+    assert bool(scaler) == (amp == "fp16")  # GradScaler only for fp16
 
 
 # --------------------------------------------------------------------------- optimiser

@@ -7,6 +7,9 @@ parameter distributions are symmetric, so no single frame and no unordered set o
 identifies the class: only the order does. A model blind to time order (C2D) can at best
 find the pair (axis of motion), scoring ~50% on the direction within it.
 
+Train without horizontal flips (``data.flip=false``): a mirrored move_left clip is a
+move_right clip, and a mirrored clockwise rotation an anticlockwise one.
+
 Clips are written as real H.264 mp4 files with PyAV, with "path label" lists in the
 Kinetics format and a classes.json, so they go through the same loader as real data.
 """

@@ -101,9 +101,10 @@ def probe(path: str | Path) -> VideoInfo:
                 # MP4 index: one entry per sample, discarded ones flagged (edit lists).
                 entries = stream.index_entries
                 kept = [e for e in entries if not e.is_discard]
-                count, trimmed = len(kept), len(kept) != len(entries)
-                # Decode order; equal to display order at keyframes of closed GOPs.
-                keyframes = tuple(i for i, e in enumerate(kept) if e.is_keyframe)
+                if kept:  # else an index-less file: the backend counts the frames itself
+                    count, trimmed = len(kept), len(kept) != len(entries)
+                    # Decode order; equal to display order at keyframes of closed GOPs.
+                    keyframes = tuple(i for i, e in enumerate(kept) if e.is_keyframe)
             rotation = (int(first.rotation or 0) // 90) % 4
             height, width = first.height, first.width
     except VideoError:

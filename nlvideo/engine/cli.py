@@ -7,11 +7,12 @@ import logging
 import os
 import sys
 import time
+import warnings
 from collections.abc import Sequence
 
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from nlvideo.config import load_config
+from nlvideo.config import config_to_yaml, load_config
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -23,6 +24,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--config", "-c", help="YAML recipe, e.g. configs/kinetics400/*.yaml")
     parser.add_argument(
         "--resume", help="checkpoint to resume (default: <train.output_dir>/last.pt if present)"
+    )
+    parser.add_argument(
+        "--print-config", action="store_true", help="print the resolved config and exit"
     )
     parser.add_argument(
         "overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. optim.lr=0.02"
@@ -46,7 +50,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if args.resume:
         cfg.train.resume = args.resume
+    if args.print_config:
+        print(config_to_yaml(cfg), end="")
+        return 0
 
+    # fvcore (under pytorchvideo) calls torch.jit.script at import time.
+    warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*", category=FutureWarning)
     from nlvideo.engine.trainer import run_training  # heavy imports after argument checks
 
     start = time.perf_counter()

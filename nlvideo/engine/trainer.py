@@ -314,7 +314,10 @@ class Trainer:
     def _wrap(self, model: nn.Module) -> nn.Module:
         t, cuda = self.cfg.train, self.device.type == "cuda"
         if t.sync_bn and self.info.distributed:
-            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+            if cuda:
+                model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+            else:  # torch's SyncBatchNorm runs on GPUs only
+                logger.info("train.sync_bn ignored on %s (CUDA only)", self.device)
         model = model.to(self.device)
         if t.channels_last:
             if cuda:
@@ -389,7 +392,8 @@ class Trainer:
                 f"checkpoint {path} does not fit this run's model/optimiser: {e}"
             ) from e
         self.schedule.load_state_dict(ckpt["scheduler"])
-        self.scaler.load_state_dict(ckpt["scaler"])
+        if ckpt["scaler"]:  # empty when saved without fp16
+            self.scaler.load_state_dict(ckpt["scaler"])
         self.epoch, self.step = int(ckpt["epoch"]), int(ckpt["step"])
         self.batches_done = int(ckpt["sampler"]["batches_done"])
         self.best_metric = float(ckpt["best_metric"])
@@ -443,6 +447,10 @@ class Trainer:
                     logger.info("stopped at step %d (train.max_steps)", self.step)
                     return last
             if not last:  # resumed a finished run: evaluate it again
+                logger.info(
+                    "%s holds a finished run: evaluating it (new run: another train.output_dir)",
+                    self.out_dir,
+                )
                 report = self._evaluate()
                 last = report.to_dict()
                 self._log_eval(self.epoch - 1, report)
@@ -547,18 +555,14 @@ class Trainer:
         return loss_sum, correct, count
 
     def _evaluate(self) -> EvalReport:
-        model = unwrap_model(self.model)  # no DDP collectives, no recompilation for test shapes
-        batches = prefetch(self.val_loader, self.device, self.test_transform)
-        report = evaluate(
-            model,
-            batches,
+        return evaluate(
+            unwrap_model(self.model),  # no DDP collectives, no recompilation for test shapes
+            prefetch(self.val_loader, self.device, self.test_transform),
             records=self.data.val,
             classes=self.classes,
             amp=self.amp,
             distributed=self.info.distributed,
         )
-        self.model.train()
-        return report
 
     # ------------------------------------------------------------------ logs
 
@@ -577,16 +581,11 @@ class Trainer:
         )
 
     def _log_eval(self, epoch: int, report: EvalReport) -> None:
-        values = {
-            "epoch": epoch + 1,
-            "clip_top1": report.clip_top1,
-            "clip_top5": report.clip_top5,
-            "video_top1": report.video_top1,
-            "video_top5": report.video_top5,
-            "mean_class_accuracy": report.mean_class_accuracy,
-            "failed": len(report.failed),
-        }
-        self.log.write("eval", self.step, values)
+        keys = ("clip_top1", "clip_top5", "video_top1", "video_top5", "mean_class_accuracy")
+        values = {k: getattr(report, k) for k in keys}
+        self.log.write(
+            "eval", self.step, {"epoch": epoch + 1, **values, "failed": len(report.failed)}
+        )
         if not self.info.is_main:
             return
         logger.info("eval after epoch %d:\n%s", epoch + 1, report.format_table())

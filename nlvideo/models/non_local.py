@@ -32,10 +32,7 @@ _NORM = {1: nn.BatchNorm1d, 2: nn.BatchNorm2d, 3: nn.BatchNorm3d}
 # Paper/seed sub-sampling: spatial 2x2 only (time is kept) for video, 2 for 1-D sequences.
 _DEFAULT_POOL = {1: (2,), 2: (2, 2), 3: (1, 2, 2)}
 _SPATIAL_NAMES = {1: "L", 2: "H, W", 3: "T, H, W"}
-# On CPU, softmax attention with at most this many affinity entries (batch x L x M) runs as plain
-# matmul + softmax: faster there than the fused kernel (measured with benchmarks/nonlocal.py,
-# about 25% on the attention at 3136 x 784 x 512) and small enough not to matter for memory.
-CPU_MATH_MAX_ELEMENTS = 8 * 2**20
+# CPU: fewest queries per pseudo-batch chunk in the fused softmax kernel (see _cpu_query_parts).
 _MIN_QUERIES_PER_PART = 256
 
 
@@ -206,12 +203,7 @@ class NLBlockND(nn.Module):
     def _output(self, x: Tensor, y: Tensor) -> Tensor:
         # (N, L, Ci) -> (N, Ci, *S)
         y = y.transpose(1, 2).reshape(x.shape[0], self.inter_channels, *x.shape[2:])
-        out = self.out_norm(self.out_conv(y))
-        if out.dtype == x.dtype and out.shape == x.shape:
-            # in place: one activation-sized tensor less; BN and conv backward need their input,
-            # not this output (autograd's version check would catch a norm that did)
-            return out.add_(x)
-        return x + out  # autocast: low-precision branch, full-precision sum like the input
+        return x + self.out_norm(self.out_conv(y))
 
 
 def _softmax_attention(q: Tensor, k: Tensor, v: Tensor, scale: float) -> Tensor:
@@ -219,13 +211,8 @@ def _softmax_attention(q: Tensor, k: Tensor, v: Tensor, scale: float) -> Tensor:
 
     q/k/v go in as contiguous ``(N, 1, L, C)``: other strides or unequal head sizes make PyTorch
     fall back to its math kernel, which builds the full affinity matrix. Zero channels added to
-    the narrower side (gaussian mode: C vs Ci) leave the result unchanged. Small CPU problems
-    (``CPU_MATH_MAX_ELEMENTS``) use plain matmul + softmax instead.
+    the narrower side (gaussian mode: C vs Ci) leave the result unchanged.
     """
-    if q.device.type == "cpu" and q.shape[0] * q.shape[1] * k.shape[1] <= CPU_MATH_MAX_ELEMENTS:
-        q = q * scale if scale != 1.0 else q  # scaling q is one L x M pass less than the logits
-        logits = q @ k.transpose(1, 2).to(q.dtype)  # (N, L, C) x (N, C, M) -> (N, L, M)
-        return logits.softmax(dim=-1) @ v.to(q.dtype)  # (N, L, M) x (N, M, Ci) -> (N, L, Ci)
     cq, cv = q.shape[-1], v.shape[-1]
     if cq < cv:
         q, k = F.pad(q, (0, cv - cq)), F.pad(k, (0, cv - cq))
