@@ -53,7 +53,8 @@ class DataConfig:
     backend: str = "pyav"  # video reader: decord | pyav
     num_workers: int = 0  # DataLoader worker processes per rank
     repeat_clips: int = 1  # training clips drawn per video per epoch
-    flip: bool = True  # random horizontal flip when training
+    flip: bool = False  # random horizontal flips; off for the built-in data, whose classes
+    # include left/right and clockwise/anticlockwise motion (a flip would swap their labels)
     max_retries: int = 10  # broken training videos replaced by another before giving up
 
 

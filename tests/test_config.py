@@ -32,6 +32,7 @@ def test_defaults_are_the_builtin_job():
     assert cfg.data.builtin and cfg.model.name == "i3d_nl_tiny"
     assert cfg.data.crop_size <= min(cfg.data.train_scale) <= cfg.synthetic.size * 2
     assert cfg.train.output_dir == "runs/default"
+    assert not cfg.data.flip  # a flip would turn move_left into move_right
 
 
 def test_default_yaml_is_the_schema_default_job():
@@ -138,6 +139,7 @@ def test_every_recipe_loads_and_names_a_model(recipe):
     assert cfg.model.name in MODEL_NAMES
     assert not cfg.data.builtin
     assert cfg.train.batch_size == 64
+    assert cfg.data.flip
     assert cfg.train.output_dir == str(Path("runs") / recipe.stem)
 
 

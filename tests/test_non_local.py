@@ -17,12 +17,8 @@ SOFTMAX_MODES = ("gaussian", "embedded")
 DIMS = (1, 2, 3)
 SHAPES = {1: (8,), 2: (4, 6), 3: (2, 4, 6)}  # spatial sizes, divisible by the pools below
 POOL = {1: (2,), 2: (2, 2), 3: (1, 2, 2)}  # the paper's sub-sampling per dimension
-OPTIONS = (
-    {},
-    {"pool_first": True},
-    {"scale_logits": True},
-    {"pool_first": True, "scale_logits": True, "bn_layer": False},
-)
+# paper defaults, and every non-default switch at once (pytorchvideo-like, no BN)
+OPTIONS = ({}, {"pool_first": True, "scale_logits": True, "bn_layer": False})
 TOL = {torch.float64: 1e-10, torch.float32: 1e-4}
 
 
@@ -48,7 +44,7 @@ def randomise(block, seed=0):
 def kernel(request, monkeypatch):
     """Forces the CPU softmax kernel's query split: none ("sdpa") or 5 chunks ("sdpa-split")."""
     parts = 5 if request.param == "sdpa-split" else 1  # 5 divides no test length: padding too
-    monkeypatch.setattr(non_local, "_cpu_query_parts", lambda length: parts)
+    monkeypatch.setattr(non_local, "_cpu_query_parts", lambda batch, length: parts)
     return request.param
 
 
@@ -194,6 +190,15 @@ def test_query_split_softmax_kernel_matches_reference(kernel, mode, dimension, d
     torch.testing.assert_close(block(x), block.forward_reference(x)[0], rtol=0, atol=TOL[dtype])
 
 
+def test_cpu_queries_split_to_one_chunk_per_thread(monkeypatch):
+    # PyTorch's CPU flash-attention backward only parallelises over batch x heads
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 4)
+    assert non_local._cpu_query_parts(1, 4096) == 4
+    assert non_local._cpu_query_parts(2, 4096) == 2
+    assert non_local._cpu_query_parts(8, 4096) == 1
+    assert non_local._cpu_query_parts(1, 300) == 1  # too few queries to be worth a split
+
+
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=str)
 def test_concatenate_fast_path_matches_reference_on_long_sequence(dtype):
     # many keys: the prefix sums and the binary search see ties-free but dense score ranges
@@ -258,20 +263,39 @@ def test_pool_first_changes_the_result():
 # --------------------------------------------------------------------------- training
 
 
+def dead_biases(mode, bn_layer, training):
+    """Biases whose gradient is zero by construction, not by accident.
+
+    phi's bias adds ``theta_i . b`` to every logit of row i: softmax ignores it. A constant per
+    channel after out_conv (its bias; g's bias in softmax modes, whose attention rows sum to 1)
+    is removed again by a BatchNorm that normalises with batch statistics.
+    """
+    dead = {"phi.bias"} if mode == "embedded" else set()
+    if bn_layer and training:
+        dead.add("out_conv.bias")
+        if mode in SOFTMAX_MODES:
+            dead.add("g.bias")
+    return dead
+
+
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("dimension", DIMS)
 @pytest.mark.parametrize("bn_layer", [True, False])
-def test_gradients_reach_every_parameter(mode, dimension, bn_layer):
-    block = NLBlockND(8, mode=mode, dimension=dimension, bn_layer=bn_layer)
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+def test_gradients_reach_every_parameter(mode, dimension, bn_layer, training):
+    block = NLBlockND(8, mode=mode, dimension=dimension, bn_layer=bn_layer).double()
     last = block.out_norm if bn_layer else block.out_conv
     with torch.no_grad():  # a new block is an identity with no gradient to the inside: wake it
         last.weight.normal_()
         last.bias.normal_()
-    x = make_input(dimension, dtype=torch.float32).requires_grad_()
+    block.train(training)
+    x = make_input(dimension).requires_grad_()
     (block(x) * torch.randn_like(x)).sum().backward()
+    dead = dead_biases(mode, bn_layer, training)
     for name, p in block.named_parameters():
-        assert p.grad is not None and p.grad.abs().sum() > 0, name
-    assert x.grad.abs().sum() > 0
+        size = p.grad.abs().max().item()
+        assert size < 1e-9 if name in dead else size > 1e-3, (name, size)
+    assert x.grad.abs().max() > 1e-3
 
 
 @pytest.mark.parametrize("kernel", ["sdpa", "sdpa-split"], indirect=True)

@@ -17,13 +17,9 @@ memory-lean kernel on CPU and GPU), ``dot`` uses associativity ``theta (phi^T g)
 
 from __future__ import annotations
 
-import logging
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-
-logger = logging.getLogger(__name__)
 
 MODES = ("gaussian", "embedded", "dot", "concatenate")
 _CONV = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
@@ -221,7 +217,7 @@ def _softmax_attention(q: Tensor, k: Tensor, v: Tensor, scale: float) -> Tensor:
     k, v = k.to(q.dtype), v.to(q.dtype)  # autocast may leave them in another dtype
     n, length, c = q.shape
     m = k.shape[1]
-    parts = _cpu_query_parts(length) if q.device.type == "cpu" else 1
+    parts = _cpu_query_parts(n, length) if q.device.type == "cpu" else 1
     pad = -length % parts
     q = F.pad(q, (0, 0, 0, pad)) if pad else q
     # (N, L, C) -> (N * P, 1, L / P, C): P query chunks as pseudo-batch items (P = 1 on GPU)
@@ -233,13 +229,14 @@ def _softmax_attention(q: Tensor, k: Tensor, v: Tensor, scale: float) -> Tensor:
     return out.reshape(n, length + pad, c)[:, :length, :cv]
 
 
-def _cpu_query_parts(length: int) -> int:
-    """Query chunks that give PyTorch's CPU flash-attention backward one task per thread.
+def _cpu_query_parts(batch: int, length: int) -> int:
+    """Query chunks per sample that give PyTorch's CPU flash-attention backward a task per thread.
 
-    Its backward parallelises over batch x heads only, i.e. runs on one core for a single
-    sample; splitting the queries into pseudo-batch items (keys shared) restores the threads.
+    That backward parallelises over batch x heads only, so a single sample runs on one core;
+    splitting the queries into pseudo-batch items that share the keys restores the threads.
     """
-    return max(1, min(torch.get_num_threads(), length // _MIN_QUERIES_PER_PART))
+    wanted = -(-torch.get_num_threads() // batch)  # ceil
+    return max(1, min(wanted, length // _MIN_QUERIES_PER_PART))
 
 
 def _dot_attention(q: Tensor, k: Tensor, v: Tensor, scale: float) -> Tensor:
