@@ -34,7 +34,7 @@ from PIL import Image, ImageDraw
 
 logger = logging.getLogger(__name__)
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 
 CLASSES: tuple[str, ...] = (
     "move_left",
@@ -214,22 +214,22 @@ def _trajectory(
     if kind in ("horizontal", "vertical"):
         radius = rng.uniform(0.09, 0.16) * size
         room = size - 2 * (radius + margin)
-        travel = min(rng.uniform(0.7, 1.3) * size / 64 * (n - 1), 0.95 * room)
+        travel = min(rng.uniform(1.2, 2.0) * size / 64 * (n - 1), 0.95 * room)
         start = rng.uniform(radius + margin, size - radius - margin - travel)
         along = start + travel * t / (n - 1)
         across = np.full(n, rng.uniform(radius + margin, size - radius - margin))
         x, y = (along, across) if kind == "horizontal" else (across, along)
         return x, y, np.full(n, radius), np.full(n, rng.uniform(0, 2 * math.pi))
     if kind == "rotation":
-        radius = rng.uniform(0.14, 0.24) * size
+        radius = rng.uniform(0.18, 0.26) * size
         centre = rng.uniform(radius + margin, size - radius - margin, size=2)
-        omega = math.radians(rng.uniform(3.0, 7.0))
+        omega = math.radians(rng.uniform(5.0, 10.0))
         angle = rng.uniform(0, 2 * math.pi) + omega * t
         return np.full(n, centre[0]), np.full(n, centre[1]), np.full(n, radius), angle
     if kind == "scale":
-        r_min = rng.uniform(0.06, 0.09) * size
-        r_max = min(r_min * rng.uniform(2.0, 3.0), 0.3 * size)
-        radius = r_min * (r_max / r_min) ** (t / (n - 1))  # geometric growth
+        r_min = rng.uniform(0.05, 0.08) * size
+        r_max = rng.uniform(0.26, 0.32) * size
+        radius = r_min + (r_max - r_min) * t / (n - 1)  # edges move at a constant speed
         centre = rng.uniform(r_max + margin, size - r_max - margin, size=2)
         return np.full(n, centre[0]), np.full(n, centre[1]), radius, np.full(n, rng.uniform(0, 7))
     raise ValueError(f"unknown motion kind {kind!r}")
