@@ -7,6 +7,11 @@ parameter distributions are symmetric, so no single frame and no unordered set o
 identifies the class: only the order does. A model blind to time order (C2D) can at best
 find the pair (axis of motion), scoring ~50% on the direction within it.
 
+Nuisance factors vary per clip: shape, two-colour plaid texture (painted in object
+coordinates, so motion shows over the whole object), speed, start position and angle,
+length, a smooth or striped static background with grain, per-frame noise, and a static
+distractor shape in half of the clips.
+
 Train without horizontal flips (``data.flip=false``): a mirrored move_left clip is a
 move_right clip, and a mirrored clockwise rotation an anticlockwise one.
 
@@ -34,7 +39,7 @@ from PIL import Image, ImageDraw
 
 logger = logging.getLogger(__name__)
 
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 
 CLASSES: tuple[str, ...] = (
     "move_left",
@@ -200,6 +205,25 @@ def _polygon_alpha(
     return np.asarray(img.resize((size, size), Image.BOX), dtype=np.float32) / 255.0
 
 
+def _object_fill(
+    pose: tuple[float, float, float, float],
+    colours: tuple[np.ndarray, np.ndarray],
+    cycles: float,
+    phases: np.ndarray,
+    size: int,
+) -> np.ndarray:
+    """(H, W, 3) two-colour plaid painted in object coordinates: it moves, turns and scales
+    with the object, so motion shows over the whole object, not only along its outline."""
+    cx, cy, radius, angle = pose
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) + 0.5
+    c, s = math.cos(angle), math.sin(angle)
+    u = ((xx - cx) * c + (yy - cy) * s) / radius  # image -> object coordinates
+    v = (-(xx - cx) * s + (yy - cy) * c) / radius
+    k = 2 * math.pi * cycles
+    weight = 0.5 + 0.5 * np.sin(k * u + phases[0]) * np.sin(k * v + phases[1])
+    return colours[0] * (1 - weight[..., None]) + colours[1] * weight[..., None]
+
+
 def _trajectory(
     kind: str, rng: np.random.Generator, size: int, n: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -212,23 +236,23 @@ def _trajectory(
     t = np.arange(n, dtype=np.float64)
     margin = 2.0
     if kind in ("horizontal", "vertical"):
-        radius = rng.uniform(0.09, 0.16) * size
+        radius = rng.uniform(0.12, 0.2) * size
         room = size - 2 * (radius + margin)
-        travel = min(rng.uniform(1.2, 2.0) * size / 64 * (n - 1), 0.95 * room)
+        travel = min(rng.uniform(0.8, 1.5) * size / 64 * (n - 1), 0.95 * room)
         start = rng.uniform(radius + margin, size - radius - margin - travel)
         along = start + travel * t / (n - 1)
         across = np.full(n, rng.uniform(radius + margin, size - radius - margin))
         x, y = (along, across) if kind == "horizontal" else (across, along)
         return x, y, np.full(n, radius), np.full(n, rng.uniform(0, 2 * math.pi))
     if kind == "rotation":
-        radius = rng.uniform(0.18, 0.26) * size
+        radius = rng.uniform(0.2, 0.3) * size
         centre = rng.uniform(radius + margin, size - radius - margin, size=2)
-        omega = math.radians(rng.uniform(5.0, 10.0))
+        omega = math.radians(rng.uniform(4.0, 8.0))
         angle = rng.uniform(0, 2 * math.pi) + omega * t
         return np.full(n, centre[0]), np.full(n, centre[1]), np.full(n, radius), angle
     if kind == "scale":
-        r_min = rng.uniform(0.05, 0.08) * size
-        r_max = rng.uniform(0.26, 0.32) * size
+        r_min = rng.uniform(0.06, 0.09) * size
+        r_max = rng.uniform(0.3, 0.36) * size
         radius = r_min + (r_max - r_min) * t / (n - 1)  # edges move at a constant speed
         centre = rng.uniform(r_max + margin, size - r_max - margin, size=2)
         return np.full(n, centre[0]), np.full(n, centre[1]), radius, np.full(n, rng.uniform(0, 7))
@@ -258,14 +282,17 @@ def render_clip(
         )[..., None]
         bg = bg * (1 - d_alpha) + _contrasting_colour(rng, bg_luma) * d_alpha
     shape = str(rng.choice(ROTATING_SHAPES if kind == "rotation" else list(SHAPES)))
-    colour = _contrasting_colour(rng, bg_luma)
+    colours = (_contrasting_colour(rng, bg_luma), _contrasting_colour(rng, bg_luma))
+    cycles, phases = rng.uniform(0.6, 1.4), rng.uniform(0, 2 * math.pi, size=2)
     xs, ys, radii, angles = _trajectory(kind, rng, size, num_frames)
-    noise_sigma = rng.uniform(0.0, 0.04)
+    noise_sigma = rng.uniform(0.0, 0.02)
     frames = np.empty((num_frames, size, size, 3), dtype=np.uint8)
     alphas = np.empty((num_frames, size, size), dtype=np.float32)
     for i in range(num_frames):
         alpha = _polygon_alpha(shape, (xs[i], ys[i]), radii[i], angles[i], size)
-        img = bg * (1 - alpha[..., None]) + colour * alpha[..., None]
+        pose = (xs[i], ys[i], radii[i], angles[i])
+        fill = _object_fill(pose, colours, cycles, phases, size)
+        img = bg * (1 - alpha[..., None]) + fill * alpha[..., None]
         img = img + rng.normal(0.0, noise_sigma, size=img.shape)
         frames[i] = np.clip(img * 255.0 + 0.5, 0, 255).astype(np.uint8)
         alphas[i] = alpha

@@ -217,7 +217,10 @@ def _softmax_attention(q: Tensor, k: Tensor, v: Tensor, scale: float) -> Tensor:
     k, v = k.to(q.dtype), v.to(q.dtype)  # autocast may leave them in another dtype
     n, length, c = q.shape
     m = k.shape[1]
-    parts = _cpu_query_parts(n, length) if q.device.type == "cpu" else 1
+    # Eager CPU only: under torch.compile the thread count is a graph break, and Inductor
+    # generates its own kernel anyway.
+    eager_cpu = q.device.type == "cpu" and not torch.compiler.is_compiling()
+    parts = _cpu_query_parts(n, length) if eager_cpu else 1
     pad = -length % parts
     q = F.pad(q, (0, 0, 0, pad)) if pad else q
     # (N, L, C) -> (N * P, 1, L / P, C): P query chunks as pseudo-batch items (P = 1 on GPU)
