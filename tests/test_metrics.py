@@ -107,9 +107,7 @@ def test_confusion_matrix_matches_sklearn_with_all_classes(views):
     logits, labels, videos = views
     m = compute_metrics(logits, labels, videos, NUM_CLASSES)
     ref_probs, ref_labels = _video_reference(logits, labels, videos)
-    expected = sk_confusion_matrix(
-        ref_labels, ref_probs.argmax(1), labels=np.arange(NUM_CLASSES)
-    )
+    expected = sk_confusion_matrix(ref_labels, ref_probs.argmax(1), labels=np.arange(NUM_CLASSES))
     np.testing.assert_array_equal(m.confusion, expected)
 
 

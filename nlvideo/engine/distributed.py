@@ -101,6 +101,17 @@ def broadcast_object(obj: Any, info: DistInfo, src: int = 0) -> Any:
     return box[0]
 
 
+def broadcast_buffers(module: torch.nn.Module, info: DistInfo, src: int = 0) -> None:
+    """Copy rank ``src``'s buffers (BatchNorm running statistics) to every rank.
+
+    DDP broadcasts buffers at the start of each forward, so after the last training step every
+    rank holds statistics updated by its own batch; evaluation and checkpoints use rank 0's.
+    """
+    if info.distributed:
+        for buffer in module.buffers():
+            dist.broadcast(buffer, src=src)
+
+
 def all_reduce_sum(values: torch.Tensor, info: DistInfo) -> torch.Tensor:
     """Element-wise sum over ranks (in place, also returned)."""
     if info.distributed:

@@ -52,6 +52,7 @@ from nlvideo.engine.distributed import (
     all_gather_objects,
     all_reduce_sum,
     barrier,
+    broadcast_buffers,
     cleanup,
     init_distributed,
 )
@@ -555,8 +556,10 @@ class Trainer:
         return loss_sum, correct, count
 
     def _evaluate(self) -> EvalReport:
+        model = unwrap_model(self.model)  # no DDP collectives, no recompilation for test shapes
+        broadcast_buffers(model, self.info)  # rank 0's BN statistics, as in the checkpoint
         return evaluate(
-            unwrap_model(self.model),  # no DDP collectives, no recompilation for test shapes
+            model,
             prefetch(self.val_loader, self.device, self.test_transform),
             records=self.data.val,
             classes=self.classes,
