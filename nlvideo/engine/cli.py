@@ -34,6 +34,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def _percent(value: float | None) -> str:
+    """An accuracy for the terminal; ``None`` (nothing evaluated) prints as n/a."""
+    return "n/a" if value is None or value != value else f"{100 * value:.1f}%"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the process exit status."""
     args = parse_args(argv)
@@ -66,8 +71,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"run folder: {cfg.train.output_dir}  ({minutes:.1f} min)")
         if metrics:
             print(
-                f"clip top-1 {100 * metrics['clip_top1']:.1f}%  "
-                f"video top-1 {100 * metrics['video_top1']:.1f}%  "
+                f"clip top-1 {_percent(metrics['clip_top1'])}  "
+                f"video top-1 {_percent(metrics['video_top1'])}  "
                 f"({metrics['num_evaluated']}/{metrics['num_videos']} videos, "
                 f"{len(metrics['failed'])} failed)"
             )
