@@ -8,9 +8,10 @@
 * ``"dot"``: ``theta_i . phi_j / M``;
 * ``"concatenate"``: ``ReLU(w^T [theta_i; phi_j]) / M``,
 
-where ``M`` is the number of key positions (after sub-sampling). ``forward`` never builds the
+where ``M`` is the number of key positions (after sub-sampling). ``forward`` does not build the
 ``N x M`` affinity matrix: softmax modes go through ``scaled_dot_product_attention`` (a fused,
-memory-lean kernel on CPU and GPU), ``dot`` uses associativity ``theta (phi^T g) / M``, and
+memory-lean kernel; the one exception is CUDA outside flash/cuDNN's range, fp32 or > 256
+channels, where two matmuls are faster), ``dot`` uses associativity ``theta (phi^T g) / M``, and
 ``concatenate`` sorts the key scores so that each query's sum is two prefix-sum look-ups.
 ``forward_reference`` builds the affinity matrix explicitly (tests, visualisation).
 """
@@ -30,6 +31,7 @@ _DEFAULT_POOL = {1: (2,), 2: (2, 2), 3: (1, 2, 2)}
 _SPATIAL_NAMES = {1: "L", 2: "H, W", 3: "T, H, W"}
 # CPU: fewest queries per pseudo-batch chunk in the fused softmax kernel (see _cpu_query_parts).
 _MIN_QUERIES_PER_PART = 256
+_CUDA_FUSED_MAX_HEAD = 256  # largest head size of PyTorch's flash / cuDNN attention kernels
 
 
 class NLBlockND(nn.Module):
@@ -210,6 +212,9 @@ def _softmax_attention(q: Tensor, k: Tensor, v: Tensor, scale: float) -> Tensor:
     the narrower side (gaussian mode: C vs Ci) leave the result unchanged.
     """
     cq, cv = q.shape[-1], v.shape[-1]
+    if q.device.type == "cuda" and not _cuda_fused_attention_fits(q.dtype, max(cq, cv)):
+        logits = q @ k.transpose(1, 2).to(q.dtype) * scale  # (N, L, C) x (N, C, M) -> (N, L, M)
+        return logits.softmax(dim=-1).to(v.dtype) @ v  # (N, L, M) x (N, M, Ci) -> (N, L, Ci)
     if cq < cv:
         q, k = F.pad(q, (0, cv - cq)), F.pad(k, (0, cv - cq))
     elif cv < cq:
@@ -230,6 +235,15 @@ def _softmax_attention(q: Tensor, k: Tensor, v: Tensor, scale: float) -> Tensor:
     out = F.scaled_dot_product_attention(q, k.contiguous(), v.contiguous(), scale=scale)
     # (N * P, 1, L / P, C) -> (N, L, Ci)
     return out.reshape(n, length + pad, c)[:, :length, :cv]
+
+
+def _cuda_fused_attention_fits(dtype: torch.dtype, head_size: int) -> bool:
+    """Whether CUDA's fused attention kernels (flash, cuDNN) take this dtype and head size.
+
+    Outside fp16/bf16 and heads of <= 256 channels SDPA falls back to kernels that, on an H100,
+    ran 1.2-4.6x slower than two matmuls (benchmarks/nonlocal.py at res4 or in fp32).
+    """
+    return dtype in (torch.float16, torch.bfloat16) and head_size <= _CUDA_FUSED_MAX_HEAD
 
 
 def _cpu_query_parts(batch: int, length: int) -> int:

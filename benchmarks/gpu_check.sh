@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The GPU checks in one go: CUDA tests, then the Non-local block and whole-model benchmarks.
+# Run from the repository root on a machine with CUDA, after `pip install -e ".[dev]"`:
+#     bash benchmarks/gpu_check.sh [OUT_DIR]
+# Each step has its own time limit so one slow step cannot starve the others; logs go to OUT_DIR.
+set -u
+out=${1:-runs/gpu_check}
+mkdir -p "$out"
+export PYTHONUNBUFFERED=1
+
+step() {  # step NAME SECONDS COMMAND...
+    local name=$1 limit=$2
+    shift 2
+    echo "=== $name (limit ${limit}s): $*"
+    local start=$SECONDS
+    timeout "$limit" "$@" 2>&1 | tee "$out/$name.log"
+    echo "=== $name: exit ${PIPESTATUS[0]} after $((SECONDS - start))s"
+}
+
+nvidia-smi -L
+python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name())"
+step gpu_tests 120 python3 -m pytest -q -m gpu -p no:cacheprovider tests
+step nonlocal_bf16 120 python3 benchmarks/nonlocal.py --device cuda --dtype bf16 --shapes full
+step nonlocal_fp32 90 python3 benchmarks/nonlocal.py --device cuda --dtype fp32 --shapes full
+step model 240 python3 benchmarks/model.py --device cuda
