@@ -22,4 +22,5 @@ python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_devic
 step gpu_tests 120 python3 -m pytest -q -m gpu -p no:cacheprovider tests
 step nonlocal_bf16 120 python3 benchmarks/nonlocal.py --device cuda --dtype bf16 --shapes full
 step nonlocal_fp32 90 python3 benchmarks/nonlocal.py --device cuda --dtype fp32 --shapes full
-step model 240 python3 benchmarks/model.py --device cuda
+step model 200 python3 benchmarks/model.py --device cuda --variants fp32 bf16 bf16-cl3d
+step model_compile 360 python3 benchmarks/model.py --device cuda --variants bf16-cl3d-compile
