@@ -29,6 +29,7 @@ class ModelConfig:
     nl_pool_first: bool = False  # max-pool phi/g before the 1x1x1 projections (cheaper)
     nl_scale_logits: bool = False  # divide logits by sqrt(channels)
     nl_sub_sample: bool = True  # 1x2x2 max-pool on phi/g (paper)
+    zero_init_final_bn: bool | None = None  # residual blocks start as identity; None = per model
     pretrained: str = ""  # nlvideo / pytorchvideo / PySlowFast checkpoint or 2-D ImageNet weights
     pretrained_format: str = "auto"  # auto | nlvideo | pytorchvideo | slowfast | imagenet2d
 
@@ -73,6 +74,7 @@ class SyntheticConfig:
 
 @dataclass
 class OptimConfig:
+    name: str = "sgd"  # sgd (paper recipes) | adamw
     lr: float = 0.1  # peak learning rate at train.batch_size (global)
     momentum: float = 0.9
     nesterov: bool = False
@@ -120,6 +122,7 @@ class Config:
 
 
 _CHOICES: dict[str, tuple[str, ...]] = {
+    "optim.name": ("sgd", "adamw"),
     "optim.schedule": ("cosine", "step"),
     "train.amp": ("none", "bf16", "fp16"),
     "data.backend": ("decord", "pyav"),

@@ -266,6 +266,22 @@ def test_overrides_reach_the_modules() -> None:
     assert build_model("c2d_tiny", dropout=0.0).blocks[-1].dropout is None
 
 
+def final_bn_scales(model: nn.Module) -> set[float]:
+    return {
+        float(s)
+        for stage in model.stages
+        for block in stage.res_blocks
+        for s in block.branch2.norm_c.weight
+    }
+
+
+def test_residual_blocks_start_as_identity_except_in_the_tiny_nets() -> None:
+    assert final_bn_scales(build_model("i3d_r50")) == {0.0}  # PySlowFast ZERO_INIT_FINAL_BN
+    assert final_bn_scales(build_model("i3d_nl_tiny")) == {1.0}
+    assert final_bn_scales(build_model("i3d_nl_tiny", zero_init_final_bn=True)) == {0.0}
+    assert final_bn_scales(build_model("c2d_r50", zero_init_final_bn=False)) == {1.0}
+
+
 def test_new_nl_blocks_leave_the_network_function_unchanged() -> None:
     torch.manual_seed(0)
     plain = build_model("i3d_tiny", num_classes=10).eval()

@@ -11,11 +11,11 @@ import pytest
 import torch
 from torch import nn
 
-from nlvideo.config import Config, load_config
+from nlvideo.config import Config, OptimConfig, load_config
 from nlvideo.data.synthetic import generate_builtin_dataset
 from nlvideo.engine import trainer as trainer_module
 from nlvideo.engine.checkpoint import load_checkpoint
-from nlvideo.engine.optim import LRSchedule, param_groups
+from nlvideo.engine.optim import LRSchedule, build_optimizer, param_groups
 from nlvideo.engine.trainer import run_training
 from nlvideo.models import build_model
 
@@ -234,3 +234,14 @@ def test_no_decay_option_puts_every_norm_and_bias_parameter_in_the_zero_decay_gr
             assert id(module.bias) in zero, name
     n_params = len(list(model.parameters()))
     assert len(decay["params"]) + len(no_decay["params"]) == n_params
+
+
+@pytest.mark.parametrize(("name", "kind"), [("sgd", torch.optim.SGD), ("adamw", torch.optim.AdamW)])
+def test_optimizer_is_chosen_by_name_with_the_configured_decay_groups(name, kind):
+    model = build_model("i3d_nl_tiny", num_classes=4)
+    opt = build_optimizer(model, OptimConfig(name=name, lr=0.003, weight_decay=0.05))
+    assert isinstance(opt, kind)
+    assert [g["weight_decay"] for g in opt.param_groups] == [0.05, 0.0]
+    assert all(g["lr"] == 0.003 for g in opt.param_groups)
+    with pytest.raises(ValueError, match=r"optim\.name"):
+        build_optimizer(model, OptimConfig(name="adam"))

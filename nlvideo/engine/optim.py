@@ -1,4 +1,4 @@
-"""SGD with optional decay-free norm/bias parameters, and a per-iteration LR schedule.
+"""SGD (or AdamW) with optional decay-free norm/bias parameters, and a per-iteration LR schedule.
 
 The schedule is a pure function of the optimiser step (linear warmup, then cosine or step
 decay), so resuming needs only the step count.
@@ -35,11 +35,19 @@ def param_groups(
     return groups
 
 
-def build_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.SGD:
-    """SGD with momentum from the ``optim`` config section."""
+def build_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer:
+    """SGD with momentum (the paper's recipes) or AdamW, from the ``optim`` config section.
+
+    AdamW (decoupled weight decay, default betas) serves small nets trained from scratch, such
+    as the built-in job's; ``momentum`` and ``nesterov`` apply to SGD only.
+    """
     groups = param_groups(
         model, weight_decay=cfg.weight_decay, no_decay_bn_bias=cfg.no_decay_bn_bias
     )
+    if cfg.name == "adamw":
+        return torch.optim.AdamW(groups, lr=cfg.lr)
+    if cfg.name != "sgd":
+        raise ValueError(f"config key optim.name: expected sgd or adamw, got {cfg.name!r}")
     return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov)
 
 

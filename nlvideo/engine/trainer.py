@@ -310,6 +310,7 @@ class Trainer:
             "nl_pool_first": m.nl_pool_first,
             "nl_scale_logits": m.nl_scale_logits,
             "nl_sub_sample": m.nl_sub_sample,
+            "zero_init_final_bn": m.zero_init_final_bn,
         }
 
     def _wrap(self, model: nn.Module) -> nn.Module:

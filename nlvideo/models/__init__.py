@@ -49,7 +49,7 @@ def build_model(name: str, num_classes: int = 400, **overrides: Any) -> nn.Modul
         num_classes: size of the logits.
         **overrides: optional ``dropout``, ``nl_mode``, ``nl_locations`` (4 per-stage index
             lists, replacing the preset), ``nl_pool_first``, ``nl_scale_logits``,
-            ``nl_sub_sample``.
+            ``nl_sub_sample``, ``zero_init_final_bn``.
 
     Raises:
         ValueError: unknown name (the message lists the valid ones) or a bad override value.

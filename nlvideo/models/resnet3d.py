@@ -166,6 +166,7 @@ def create_video_resnet(
     nl_sub_sample: bool = True,
     nl_pool_first: bool = False,
     nl_scale_logits: bool = False,
+    zero_init_final_bn: bool = True,
 ) -> VideoResNet:
     """Builds a bottleneck C2D/I3D ResNet with Non-local blocks.
 
@@ -180,6 +181,10 @@ def create_video_resnet(
         nl_sub_sample: max-pool phi/g by (1, 2, 2) (paper) or not.
         nl_pool_first: pool the input before phi/g (PySlowFast/pytorchvideo) instead of after.
         nl_scale_logits: multiply logits by inter_channels**-0.5 (PySlowFast "softmax").
+        zero_init_final_bn: start each bottleneck's last BN at scale 0, so every residual block
+            begins as the identity (PySlowFast ``ZERO_INIT_FINAL_BN``). Off for the tiny nets:
+            with one block per stage, the stride-2 1x1 shortcuts then carry only 1/64 of the
+            stem's positions to the head, and training from scratch stalls.
     """
     if arch not in ARCHS:
         raise ValueError(f"unknown arch {arch!r}; expected one of {sorted(ARCHS)}")
@@ -249,6 +254,10 @@ def create_video_resnet(
     # PySlowFast/pytorchvideo init: MSRA convs, zero final BN of each bottleneck, fc ~ N(0, 0.01).
     # Done before the NL blocks exist so they keep their own (identity-at-start) init.
     init_net_weights(model)
+    if not zero_init_final_bn:
+        for stage_module in model.stages:
+            for block in stage_module.res_blocks:
+                nn.init.ones_(block.branch2.norm_c.weight)
 
     for stage_module, idxs in zip(model.stages, nl_locations, strict=True):
         width = stage_module.res_blocks[0].branch2.conv_c.out_channels
@@ -294,6 +303,7 @@ OVERRIDE_DEFAULTS: dict[str, Any] = {
     "nl_pool_first": False,
     "nl_scale_logits": False,
     "nl_sub_sample": True,
+    "zero_init_final_bn": None,  # None = the entrypoint's choice (off for the tiny nets only)
 }
 
 
@@ -308,6 +318,8 @@ def _build(name: str, num_classes: int, overrides: dict[str, Any]) -> VideoResNe
     depths = STAGE_DEPTHS[depth_key]
     if opts["nl_locations"] is None:
         opts["nl_locations"] = nl_preset(preset, depths)
+    if opts["zero_init_final_bn"] is None:
+        opts["zero_init_final_bn"] = depth_key != "tiny"
     return create_video_resnet(
         arch=arch, depths=depths, num_classes=num_classes, stem_width=stem_width, **opts
     )
