@@ -64,8 +64,8 @@ class SyntheticConfig:
     """Parameters of the built-in data set (see nlvideo.data.synthetic)."""
 
     root: str = "data/builtin"  # cache folder; regenerated only when parameters change
-    num_train: int = 240
-    num_val: int = 60
+    num_train: int = 960
+    num_val: int = 160
     seed: int = 0
     size: int = 64  # frame height and width
     min_frames: int = 16
@@ -74,11 +74,11 @@ class SyntheticConfig:
 
 @dataclass
 class OptimConfig:
-    name: str = "sgd"  # sgd (paper recipes) | adamw
-    lr: float = 0.1  # peak learning rate at train.batch_size (global)
+    name: str = "adamw"  # adamw (built-in job: a tiny net from scratch) | sgd (paper recipes)
+    lr: float = 0.002  # peak learning rate at train.batch_size (global)
     momentum: float = 0.9
     nesterov: bool = False
-    weight_decay: float = 1e-4
+    weight_decay: float = 0.05
     no_decay_bn_bias: bool = True  # no weight decay on normalisation weights and biases
     schedule: str = "cosine"  # cosine | step, applied per iteration
     warmup_epochs: float = 1.0  # linear warmup length (epochs)
@@ -93,7 +93,7 @@ class OptimConfig:
 
 @dataclass
 class TrainConfig:
-    epochs: int = 12
+    epochs: int = 15
     iterations: int = 0  # > 0: length in optimiser steps instead of epochs (paper: 400k)
     max_steps: int = 0  # > 0: stop (and checkpoint) after this many steps; schedule unchanged
     batch_size: int = 8  # global, split over ranks
@@ -104,7 +104,7 @@ class TrainConfig:
     channels_last: bool = False  # channels_last_3d memory format (CUDA only)
     compile: bool = False  # torch.compile the model (CUDA only)
     sync_bn: bool = False  # SyncBatchNorm under DDP
-    eval_every: int = 1  # evaluate every N epochs (and always after the last)
+    eval_every: int = 5  # evaluate every N epochs (and always after the last)
     resume: str = ""  # checkpoint to resume; "" = output_dir/last.pt when it exists
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     log_every: int = 10  # steps between metrics.jsonl / TensorBoard records

@@ -181,13 +181,20 @@ class PyAVReader(VideoReader):
 
     def _decode(self, indices: list[int]) -> np.ndarray:
         import av
+        from av.video.reformatter import VideoReformatter
 
         wanted, last = set(indices), indices[-1]
         # Coded size before the display rotation.
         h, w = (self.width, self.height) if self.info.rotation % 2 else (self.height, self.width)
 
+        # One swscale context for the whole clip: frame.reformat would build one per frame,
+        # which cost more than decoding (0.4 ms per 64x64 frame).
+        reformatter, interpolation = VideoReformatter(), _scaler()
+
         def to_rgb(frame: av.VideoFrame) -> np.ndarray:
-            image = frame.reformat(width=w, height=h, format="rgb24", interpolation=_scaler())
+            image = reformatter.reformat(
+                frame, width=w, height=h, format="rgb24", interpolation=interpolation
+            )
             return np.rot90(image.to_ndarray(), self.info.rotation)
 
         found: dict[int, np.ndarray] = {}
