@@ -52,7 +52,7 @@ class DataConfig:
     num_clips: int = 4  # temporal views per video at test time
     num_crops: int = 1  # spatial views per clip at test time (1 = centre, 3 = left/centre/right)
     backend: str = "pyav"  # video reader: decord | pyav
-    num_workers: int = 0  # DataLoader worker processes per rank
+    num_workers: int = 1  # DataLoader worker processes per rank (decoding overlaps training)
     repeat_clips: int = 1  # training clips drawn per video per epoch
     flip: bool = False  # random horizontal flips; off for the built-in data, whose classes
     # include left/right and clockwise/anticlockwise motion (a flip would swap their labels)

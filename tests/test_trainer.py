@@ -77,13 +77,14 @@ def test_two_steps_give_finite_loss_and_change_the_weights(data_root, tmp_path):
     assert kernels and not unchanged
 
 
-def test_stopped_and_resumed_run_equals_an_uninterrupted_run(data_root, tmp_path):
+@pytest.mark.parametrize("optimizer", ["sgd", "adamw"])
+def test_stopped_and_resumed_run_equals_an_uninterrupted_run(data_root, tmp_path, optimizer):
     # 6 steps = a whole epoch (4) + 2; the interrupted run stops mid-epoch at step 3.
-    straight = tiny_config(data_root, tmp_path / "a", "train.max_steps=6")
-    run_training(straight)
-    run_training(tiny_config(data_root, tmp_path / "b", "train.max_steps=3"))
+    opt = f"optim.name={optimizer}"
+    run_training(tiny_config(data_root, tmp_path / "a", "train.max_steps=6", opt))
+    run_training(tiny_config(data_root, tmp_path / "b", "train.max_steps=3", opt))
     assert load_checkpoint(tmp_path / "b" / "last.pt")["step"] == 3
-    run_training(tiny_config(data_root, tmp_path / "b", "train.max_steps=6"))  # auto-resume
+    run_training(tiny_config(data_root, tmp_path / "b", "train.max_steps=6", opt))  # auto-resume
     a = load_checkpoint(tmp_path / "a" / "last.pt")
     b = load_checkpoint(tmp_path / "b" / "last.pt")
     assert a["step"] == b["step"] == 6
@@ -92,7 +93,9 @@ def test_stopped_and_resumed_run_equals_an_uninterrupted_run(data_root, tmp_path
     for sa, sb in zip(
         a["optimizer"]["state"].values(), b["optimizer"]["state"].values(), strict=True
     ):
-        torch.testing.assert_close(sb["momentum_buffer"], sa["momentum_buffer"], rtol=0, atol=1e-6)
+        assert sa.keys() == sb.keys() and sa  # momentum buffer / AdamW moments and step
+        for name in sa:
+            torch.testing.assert_close(sb[name], sa[name], rtol=0, atol=1e-6, msg=name)
     loss_a = [r["loss"] for r in records(tmp_path / "a", "train")]
     loss_b = [r["loss"] for r in records(tmp_path / "b", "train")]
     assert loss_b == pytest.approx(loss_a, abs=1e-6)

@@ -39,7 +39,7 @@ from PIL import Image, ImageDraw
 
 logger = logging.getLogger(__name__)
 
-GENERATOR_VERSION = 3
+GENERATOR_VERSION = 4
 
 CLASSES: tuple[str, ...] = (
     "move_left",
@@ -247,7 +247,7 @@ def _trajectory(
     if kind == "rotation":
         radius = rng.uniform(0.2, 0.3) * size
         centre = rng.uniform(radius + margin, size - radius - margin, size=2)
-        omega = math.radians(rng.uniform(4.0, 8.0))
+        omega = math.radians(rng.uniform(6.0, 12.0))
         angle = rng.uniform(0, 2 * math.pi) + omega * t
         return np.full(n, centre[0]), np.full(n, centre[1]), np.full(n, radius), angle
     if kind == "scale":
