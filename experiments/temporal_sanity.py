@@ -10,7 +10,7 @@ Every clip of the data set's second class in a pair is the time reversal of a cl
 first, so a time-order-blind model can find the pair but must guess the direction: C2D
 should stay near 50% on directions (overall ~50%), I3D and I3D-NL well above.
 
-Usage (CPU, ~10-20 min for the three models)::
+Usage (CPU: the built-in job three times, ~20 min on 2 cores)::
 
     python experiments/temporal_sanity.py [--out runs/temporal_sanity] [KEY=VALUE ...]
 """
