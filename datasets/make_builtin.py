@@ -5,7 +5,10 @@ clockwise/anticlockwise, grow/shrink), written as H.264 mp4 files with "path lab
 and classes.json. Training generates it on its own (data.builtin=true); this script is for
 looking at it or making a bigger one::
 
-    python datasets/make_builtin.py --root data/builtin --num-train 320 --num-val 80
+    python datasets/make_builtin.py --root data/big --num-train 4000 --num-val 800
+
+Defaults are the built-in job's (``SyntheticConfig``), so with no arguments it makes, or finds,
+exactly the set that ``python train.py`` uses.
 """
 
 from __future__ import annotations
@@ -16,18 +19,20 @@ import sys
 import time
 from collections.abc import Sequence
 
+from nlvideo.config import SyntheticConfig
 from nlvideo.data.synthetic import generate_builtin_dataset
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    job = SyntheticConfig()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--root", default="data/builtin", help="output folder (cache)")
-    parser.add_argument("--num-train", type=int, default=320)
-    parser.add_argument("--num-val", type=int, default=80)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--size", type=int, default=64, help="frame width and height (even)")
-    parser.add_argument("--min-frames", type=int, default=24)
-    parser.add_argument("--max-frames", type=int, default=48)
+    parser.add_argument("--root", default=job.root, help="output folder (cache)")
+    parser.add_argument("--num-train", type=int, default=job.num_train)
+    parser.add_argument("--num-val", type=int, default=job.num_val)
+    parser.add_argument("--seed", type=int, default=job.seed)
+    parser.add_argument("--size", type=int, default=job.size, help="frame width and height (even)")
+    parser.add_argument("--min-frames", type=int, default=job.min_frames)
+    parser.add_argument("--max-frames", type=int, default=job.max_frames)
     parser.add_argument("--fps", type=int, default=25)
     parser.add_argument("--workers", type=int, default=None, help="processes (default: CPUs)")
     args = parser.parse_args(argv)
