@@ -268,10 +268,10 @@ def test_overrides_reach_the_modules() -> None:
 
 def final_bn_scales(model: nn.Module) -> set[float]:
     return {
-        float(s)
+        s
         for stage in model.stages
         for block in stage.res_blocks
-        for s in block.branch2.norm_c.weight
+        for s in block.branch2.norm_c.weight.detach().tolist()
     }
 
 
