@@ -18,6 +18,7 @@ Usage (CPU: the built-in job three times, ~20 min on 2 cores)::
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import sys
@@ -30,6 +31,9 @@ import numpy as np
 from nlvideo.config import load_config
 from nlvideo.data.synthetic import REVERSED_CLASS
 from nlvideo.engine.trainer import run_training
+from nlvideo.metrics import format_percent
+
+_pct = functools.partial(format_percent, digits=1)  # table cells: one decimal
 
 MODELS = ("c2d_tiny", "i3d_tiny", "i3d_nl_tiny")
 
@@ -87,10 +91,6 @@ def format_table(rows: dict[str, dict[str, float]]) -> str:
         " (chance 50%); per pair: top-1 on that pair's videos"
     )
     return "\n".join(lines)
-
-
-def _pct(x: float | None) -> str:
-    return "n/a" if x is None or x != x else f"{100 * x:.1f}%"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

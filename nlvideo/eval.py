@@ -30,7 +30,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from nlvideo.metrics import compute_metrics
+from nlvideo.metrics import compute_metrics, format_percent
 
 logger = logging.getLogger(__name__)
 
@@ -94,12 +94,12 @@ class EvalReport:
             ("video top-5", self.video_top5),
             ("mean class accuracy", self.mean_class_accuracy),
         ):
-            lines.append(f"{name:<22}{_pct(value):>9}")
+            lines.append(f"{name:<22}{format_percent(value):>9}")
         support = [sum(row) for row in self.confusion]
         width = max([len(c) for c in self.per_class_accuracy] + [5])
         lines += ["", f"{'class':<{width}}  {'top-1':>7}  {'videos':>6}", "-" * (width + 17)]
         for (name, acc), n in zip(self.per_class_accuracy.items(), support, strict=False):
-            lines.append(f"{name:<{width}}  {_pct(acc):>7}  {n:>6}")
+            lines.append(f"{name:<{width}}  {format_percent(acc):>7}  {n:>6}")
         if self.failed:
             lines += ["", f"FAILED: {len(self.failed)} video(s) could not be evaluated:"]
             for item in self.failed[:max_failed]:
@@ -136,7 +136,7 @@ class EvalReport:
                         ax.text(j, i, int(counts[i, j]), ha="center", va="center", color=colour)
         ax.set_xlabel("predicted")
         ax.set_ylabel("true")
-        ax.set_title(f"video top-1 {_pct(self.video_top1)} ({self.num_evaluated} videos)")
+        ax.set_title(f"video top-1 {format_percent(self.video_top1)} ({self.num_evaluated} videos)")
         fig.tight_layout()
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -145,10 +145,6 @@ class EvalReport:
 
 def _json_float(x: float) -> float | None:
     return None if x is None or math.isnan(x) else float(x)
-
-
-def _pct(x: float | None) -> str:
-    return "n/a" if x is None or math.isnan(x) else f"{100 * x:.2f}%"
 
 
 def _autocast(device: torch.device, amp: str) -> contextlib.AbstractContextManager:

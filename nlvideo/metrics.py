@@ -144,3 +144,8 @@ def compute_metrics(
         video_labels=vlabels,
         num_clips=len(clip_labels),
     )
+
+
+def format_percent(value: float | None, digits: int = 2) -> str:
+    """An accuracy for people to read; ``None`` or NaN (nothing evaluated) prints as n/a."""
+    return "n/a" if value is None or value != value else f"{100 * value:.{digits}f}%"

@@ -12,7 +12,13 @@ from sklearn.metrics import (
 )
 from sklearn.metrics import confusion_matrix as sk_confusion_matrix
 
-from nlvideo.metrics import compute_metrics, softmax, topk_accuracy, video_scores
+from nlvideo.metrics import (
+    compute_metrics,
+    format_percent,
+    softmax,
+    topk_accuracy,
+    video_scores,
+)
 
 NUM_CLASSES = 6
 
@@ -144,3 +150,9 @@ def test_no_views_gives_nan_metrics_and_empty_confusion():
     m = compute_metrics(np.zeros((0, 4)), np.zeros(0, int), np.zeros(0, int), 4)
     assert np.isnan(m.video_top1) and np.isnan(m.clip_top1)
     assert m.confusion.sum() == 0
+
+
+def test_accuracies_print_as_percent_and_missing_ones_as_n_a():
+    assert format_percent(0.96875) == "96.88%"
+    assert format_percent(0.96875, digits=1) == "96.9%"
+    assert format_percent(None) == format_percent(float("nan")) == "n/a"

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from nlvideo.config import config_to_yaml, load_config
+from nlvideo.metrics import format_percent
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -32,11 +33,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. optim.lr=0.02"
     )
     return parser.parse_args(argv)
-
-
-def _percent(value: float | None) -> str:
-    """An accuracy for the terminal; ``None`` (nothing evaluated) prints as n/a."""
-    return "n/a" if value is None or value != value else f"{100 * value:.1f}%"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -71,8 +67,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"run folder: {cfg.train.output_dir}  ({minutes:.1f} min)")
         if metrics:
             print(
-                f"clip top-1 {_percent(metrics['clip_top1'])}  "
-                f"video top-1 {_percent(metrics['video_top1'])}  "
+                f"clip top-1 {format_percent(metrics['clip_top1'], 1)}  "
+                f"video top-1 {format_percent(metrics['video_top1'], 1)}  "
                 f"({metrics['num_evaluated']}/{metrics['num_videos']} videos, "
                 f"{len(metrics['failed'])} failed)"
             )
