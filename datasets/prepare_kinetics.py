@@ -28,6 +28,7 @@ from multiprocessing import get_context
 from pathlib import Path
 
 import av
+from av.video.reformatter import VideoReformatter
 from tqdm import tqdm
 
 from nlvideo.data.annotations import (
@@ -73,12 +74,13 @@ def reencode(src: str, dst: str, *, short_side: int, gop: int, crf: int) -> None
                 "x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0",
             }
             rotated = False
+            reformatter = VideoReformatter()  # one swscale context per video, not per frame
             for index, frame in enumerate(source.decode(video)):
                 if not rotated and frame.rotation:
                     stream.set_display_rotation(frame.rotation)
                 rotated = True
-                out = frame.reformat(
-                    width=width, height=height, format="yuv420p", interpolation="BICUBIC"
+                out = reformatter.reformat(
+                    frame, width=width, height=height, format="yuv420p", interpolation="BICUBIC"
                 )
                 out.pts, out.time_base = index, 1 / rate  # constant frame rate
                 target.mux(stream.encode(out))
