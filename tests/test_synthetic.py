@@ -20,6 +20,8 @@ from nlvideo.data.synthetic import (
     generate_builtin_dataset,
     render_clip,
     render_dataset_clip,
+    rgb_to_yuv420p,
+    write_mp4,
 )
 
 SMALL = {"num_train": 16, "num_val": 8, "size": 32, "min_frames": 8, "max_frames": 12}
@@ -50,6 +52,35 @@ def small(tmp_path_factory):
 def test_same_seed_gives_identical_files(small, tmp_path):
     again = generate_builtin_dataset(tmp_path / "again", seed=3, workers=1, **SMALL)
     assert _digest(again.root) == _digest(small.root)
+
+
+def test_encoding_the_same_frames_again_gives_the_same_bytes(small, tmp_path):
+    params = SyntheticParams(**json.loads((small.root / "manifest.json").read_text())["params"])
+    for index in range(4):
+        _, frames, _ = render_dataset_clip(params, "train", index)
+        digests = set()
+        for attempt in range(3):
+            noise = np.random.default_rng(attempt).integers(0, 256, (64, 32, 32, 3), np.uint8)
+            [av.VideoFrame.from_ndarray(f).reformat(format="yuv420p") for f in noise]  # dirty heap
+            write_mp4(tmp_path / "clip.mp4", frames, fps=25, crf=18, gop=12)
+            digests.add(hashlib.sha256((tmp_path / "clip.mp4").read_bytes()).hexdigest())
+        assert len(digests) == 1, index
+
+
+def test_colour_conversion_is_bt601_limited_range_with_2x2_chroma():
+    rgb = np.random.default_rng(0).integers(0, 256, (6, 8, 3), np.uint8)
+    r, g, b = np.moveaxis(rgb.astype(np.float64), -1, 0)
+    y = 16 + (65.738 * r + 129.057 * g + 25.064 * b) / 256
+    u = 128 + (-37.945 * r - 74.494 * g + 112.439 * b) / 256
+    v = 128 + (112.439 * r - 94.154 * g - 18.285 * b) / 256
+
+    def block_mean(x: np.ndarray) -> np.ndarray:
+        return x.reshape(3, 2, 4, 2).mean(axis=(1, 3))
+
+    planes = rgb_to_yuv420p(rgb).astype(np.float64).ravel()
+    np.testing.assert_allclose(planes[:48].reshape(6, 8), y, atol=1.0)
+    np.testing.assert_allclose(planes[48:60].reshape(3, 4), block_mean(u), atol=1.0)
+    np.testing.assert_allclose(planes[60:].reshape(3, 4), block_mean(v), atol=1.0)
 
 
 def test_different_seed_gives_different_frames(small, tmp_path):

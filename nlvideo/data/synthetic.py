@@ -20,6 +20,7 @@ import shutil
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -36,12 +37,13 @@ __all__ = [
     "generate_builtin_dataset",
     "render_clip",
     "render_dataset_clip",
+    "rgb_to_yuv420p",
     "write_mp4",
 ]
 
 logger = logging.getLogger(__name__)
 
-GENERATOR_VERSION = 4  # bump whenever the rendered pixels change (cached sets then regenerate)
+GENERATOR_VERSION = 5  # bump whenever the rendered pixels change (cached sets then regenerate)
 
 
 @dataclass(frozen=True)
@@ -76,10 +78,35 @@ def _clip_rng(seed: int, split: int, index: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence(entropy=seed, spawn_key=(split, index)))
 
 
+def rgb_to_yuv420p(frame: np.ndarray) -> np.ndarray:
+    """uint8 RGB (H, W, 3) -> yuv420p planes stacked as (H * 3 / 2, W), BT.601 limited range.
+
+    Integer arithmetic only, so the encoder's input is the same bit for bit on any machine;
+    chroma is the rounded mean of each 2x2 block.
+    """
+    h, w, _ = frame.shape
+    rgb = frame.astype(np.int32)
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    y = ((66 * r + 129 * g + 25 * b + 128) >> 8) + 16
+    # 2x2 sums (H/2, W/2) first: chroma = ((coefficients . sum) / 4 + 128) / 256 + 128
+    sums = rgb.reshape(h // 2, 2, w // 2, 2, 3).sum(axis=(1, 3))  # (H, W, 3) -> (H/2, W/2, 3)
+    rs, gs, bs = sums[..., 0], sums[..., 1], sums[..., 2]
+    u = ((-38 * rs - 74 * gs + 112 * bs + 512) >> 10) + 128
+    v = ((112 * rs - 94 * gs - 18 * bs + 512) >> 10) + 128
+    planes = np.concatenate([y.ravel(), u.ravel(), v.ravel()])  # the layout of from_ndarray
+    return planes.clip(0, 255).astype(np.uint8).reshape(h * 3 // 2, w)
+
+
 def write_mp4(
     path: str | Path, frames: np.ndarray, *, fps: int = 25, crf: int = 18, gop: int = 12
 ) -> None:
-    """Encode uint8 RGB frames (T, H, W, 3) as H.264 (yuv420p) mp4, deterministically."""
+    """Encode uint8 RGB frames (T, H, W, 3) as H.264 (yuv420p) mp4, byte-identical per input.
+
+    The colour conversion is ours (``rgb_to_yuv420p``), not swscale's: the implicit conversion
+    inside ``stream.encode`` gave different bytes for the same frames now and then. Timestamps
+    are set explicitly and x264 runs on one thread, so the file depends only on the pixels
+    and the arguments (and the libx264 build that PyAV bundles).
+    """
     _, h, w, _ = frames.shape
     if h % 2 or w % 2:
         raise ValueError(f"H.264 yuv420p needs even frame sizes, got {w}x{h} for {path}")
@@ -90,8 +117,12 @@ def write_mp4(
             options={"crf": str(crf), "preset": "veryfast", "g": str(gop), "threads": "1"},
         )
         stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
-        for frame in frames:
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        stream.codec_context.thread_count = 1
+        time_base = Fraction(1, fps)
+        for index, frame in enumerate(frames):
+            picture = av.VideoFrame.from_ndarray(rgb_to_yuv420p(frame), format="yuv420p")
+            picture.pts, picture.time_base = index, time_base
+            container.mux(stream.encode(picture))
         container.mux(stream.encode())
 
 
