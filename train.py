@@ -19,7 +19,7 @@ Resume (automatic from <train.output_dir>/last.pt, or explicit)::
 
 from __future__ import annotations
 
-from nlvideo.engine.cli import main
+from nlvideo.cli.train import main
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -19,8 +19,8 @@ import sys
 import time
 from collections.abc import Sequence
 
+from nlvideo.builtin import generate_builtin_dataset
 from nlvideo.config import SyntheticConfig
-from nlvideo.data.synthetic import generate_builtin_dataset
 
 
 def main(argv: Sequence[str] | None = None) -> int:

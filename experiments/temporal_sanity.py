@@ -28,8 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
+from nlvideo.builtin import REVERSED_CLASS
 from nlvideo.config import load_config
-from nlvideo.data.synthetic import REVERSED_CLASS
 from nlvideo.engine.trainer import run_training
 from nlvideo.metrics import format_percent
 

@@ -24,7 +24,7 @@ class ModelConfig:
     name: str = "i3d_nl_tiny"  # a key of nlvideo.models' entrypoints
     num_classes: int = 0  # 0 = take the count from the data's class list
     dropout: float = 0.5  # before the classifier (paper: 0.5)
-    nl_mode: str = "embedded"  # Non-local pairwise function: embedded | gaussian | dot | concat
+    nl_mode: str = "embedded"  # pairwise function: embedded | gaussian | dot | concatenate
     nl_locations: list[list[int]] | None = None  # per-stage block indices; None = model default
     nl_pool_first: bool = False  # max-pool phi/g before the 1x1x1 projections (cheaper)
     nl_scale_logits: bool = False  # divide logits by sqrt(channels)
@@ -32,6 +32,16 @@ class ModelConfig:
     zero_init_final_bn: bool | None = None  # residual blocks start as identity; None = per model
     pretrained: str = ""  # nlvideo / pytorchvideo / PySlowFast checkpoint or 2-D ImageNet weights
     pretrained_format: str = "auto"  # auto | nlvideo | pytorchvideo | slowfast | imagenet2d
+
+    def model_kwargs(self, num_classes: int) -> dict[str, Any]:
+        """Keyword arguments of ``nlvideo.models.build_model``: every field but the ones below."""
+        not_options = ("name", "num_classes", "pretrained", "pretrained_format")
+        options = {
+            f.name: getattr(self, f.name)
+            for f in dataclasses.fields(self)
+            if f.name not in not_options
+        }
+        return {"num_classes": num_classes, **options}
 
 
 @dataclass
@@ -61,7 +71,7 @@ class DataConfig:
 
 @dataclass
 class SyntheticConfig:
-    """Parameters of the built-in data set (see nlvideo.data.synthetic)."""
+    """Parameters of the built-in data set (see nlvideo.builtin)."""
 
     root: str = "data/builtin"  # cache folder; regenerated only when parameters change
     num_train: int = 960
@@ -156,29 +166,26 @@ _NON_NEGATIVE: tuple[str, ...] = (
 )
 
 
-def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> Config:
-    """Merge defaults <- YAML file <- dotlist overrides and validate the result.
+def load_config(base: str | Path | Config | None = None, overrides: Sequence[str] = ()) -> Config:
+    """Merge defaults <- base (a YAML file of overrides, or a Config) <- dotlist overrides.
 
     Args:
-        path: YAML file of overrides, or None for the defaults (the built-in CPU job).
+        base: YAML file of overrides, a ``Config`` (e.g. a checkpoint's) or None for the
+            defaults (the built-in CPU job).
         overrides: dotlist items such as ``optim.lr=0.02``.
 
     Raises:
         ValueError: naming the file or key, for a missing file, a misspelled key, a wrong type
             or a value out of range.
     """
-    layers = [OmegaConf.structured(Config)]
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise ValueError(f"config file {path} does not exist")
-        try:
-            loaded = OmegaConf.load(path)
-        except Exception as e:  # YAML syntax errors come in many types
-            raise ValueError(f"config file {path}: cannot parse YAML: {e}") from e
-        if loaded is not None and not isinstance(loaded, DictConfig):
-            raise ValueError(f"config file {path}: expected a mapping at the top level")
-        layers.append(_merge(layers[0], loaded or OmegaConf.create({}), str(path)))
+    path = None
+    if isinstance(base, Config):
+        layers = [OmegaConf.structured(base)]
+    else:
+        layers = [OmegaConf.structured(Config)]
+        if base is not None:
+            path = Path(base)
+            layers.append(_merge(layers[0], _read_yaml(path), str(path)))
     for item in overrides:
         if "=" not in item or item.startswith("="):
             raise ValueError(f"override {item!r}: expected KEY=VALUE, e.g. optim.lr=0.02")
@@ -194,6 +201,18 @@ def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -
         cfg.train.output_dir = str(Path("runs") / stem)
     validate_config(cfg)
     return cfg
+
+
+def _read_yaml(path: Path) -> DictConfig:
+    if not path.is_file():
+        raise ValueError(f"config file {path} does not exist")
+    try:
+        loaded = OmegaConf.load(path)
+    except Exception as e:  # YAML syntax errors come in many types
+        raise ValueError(f"config file {path}: cannot parse YAML: {e}") from e
+    if loaded is not None and not isinstance(loaded, DictConfig):
+        raise ValueError(f"config file {path}: expected a mapping at the top level")
+    return loaded or OmegaConf.create({})
 
 
 def validate_config(cfg: Config) -> None:

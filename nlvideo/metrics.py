@@ -1,4 +1,4 @@
-"""Classification metrics for clips and videos (NumPy + scikit-learn).
+"""Classification metrics for clips and videos, and the one report type (NumPy + scikit-learn).
 
 Clip metrics score every view (temporal clip x spatial crop) on its own; video metrics
 average the softmax of all views of a video first (the paper's multi-view testing).
@@ -6,10 +6,14 @@ average the softmax of all views of a video first (the paper's multi-view testin
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 from sklearn.metrics import confusion_matrix as _sk_confusion_matrix
+
+from nlvideo.data.video import VideoFailure
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -93,20 +97,57 @@ def mean_class_accuracy(confusion: np.ndarray) -> float:
 
 
 @dataclass
-class ClassificationMetrics:
-    """Clip- and video-level results of one evaluation."""
+class EvalReport:
+    """Results of one evaluation: clip, video, per-class, confusion and the failed videos.
+
+    Accuracies are fractions in [0, 1], NaN when nothing was scored.
+    """
 
     clip_top1: float
     clip_top5: float
-    video_top1: float
+    video_top1: float  # over the evaluated videos (failed ones are listed in ``failed``)
     video_top5: float
     mean_class_accuracy: float
     per_class_accuracy: np.ndarray  # (C,), NaN where a class has no videos
-    confusion: np.ndarray  # (C, C) video-level counts
+    confusion: np.ndarray  # (C, C) video-level counts; rows true, columns predicted
     videos: np.ndarray  # (V,) evaluated video indices, sorted
     video_probs: np.ndarray  # (V, C) view-averaged probabilities
     video_labels: np.ndarray  # (V,)
-    num_clips: int
+    num_clips: int  # views scored
+    classes: list[str] = field(default_factory=list)
+    num_videos: int = 0  # videos asked for (the records)
+    failed: list[VideoFailure] = field(default_factory=list)  # videos not evaluated
+
+    @property
+    def num_evaluated(self) -> int:
+        """Videos with at least one view scored."""
+        return len(self.videos)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready dict (NaN becomes None); per-class accuracy keyed by class name."""
+        names = self.classes or [str(i) for i in range(len(self.per_class_accuracy))]
+        return {
+            "clip_top1": _json_float(self.clip_top1),
+            "clip_top5": _json_float(self.clip_top5),
+            "video_top1": _json_float(self.video_top1),
+            "video_top5": _json_float(self.video_top5),
+            "mean_class_accuracy": _json_float(self.mean_class_accuracy),
+            "per_class_accuracy": {
+                name: _json_float(acc)
+                for name, acc in zip(names, self.per_class_accuracy, strict=True)
+            },
+            "confusion": self.confusion.astype(int).tolist(),
+            "num_videos": self.num_videos,
+            "num_evaluated": self.num_evaluated,
+            "num_failed": len(self.failed),
+            "failed": [asdict(f) for f in self.failed],
+            "classes": list(self.classes),
+            "num_clips": self.num_clips,
+        }
+
+
+def _json_float(x: float) -> float | None:
+    return None if x is None or math.isnan(x) else float(x)
 
 
 def compute_metrics(
@@ -114,8 +155,8 @@ def compute_metrics(
     clip_labels: np.ndarray,
     video_index: np.ndarray,
     num_classes: int,
-) -> ClassificationMetrics:
-    """All metrics from per-view logits.
+) -> EvalReport:
+    """All metrics from per-view logits (the report's classes and failures left empty).
 
     Args:
         clip_logits: (N, C) logits of every view.
@@ -131,7 +172,7 @@ def compute_metrics(
     probs = softmax(clip_logits) if len(clip_logits) else clip_logits
     videos, vprobs, vlabels = video_scores(probs, clip_labels, video_index)
     confusion = confusion_matrix(vlabels, vprobs.argmax(axis=1), num_classes)
-    return ClassificationMetrics(
+    return EvalReport(
         clip_top1=topk_accuracy(probs, clip_labels, 1),
         clip_top5=topk_accuracy(probs, clip_labels, 5),
         video_top1=topk_accuracy(vprobs, vlabels, 1),

@@ -19,6 +19,11 @@ import av
 import numpy as np
 import pytest
 
+from nlvideo.data.annotations import VideoRecord
+from nlvideo.data.dataset import VideoClipDataset
+
+BROKEN = ["missing", "zero", "truncated", "text", "audio_only"]  # keys of ``broken_files``
+
 CODE_ROWS, CODE_COLS = 2, 4  # 8 bits: indices 0..255
 
 
@@ -178,3 +183,10 @@ def broken_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "text": root / "text.mp4",
         "audio_only": make_audio_only(root / "audio_only.mp4"),
     }
+
+
+def dataset(paths, mode="train", **kw) -> VideoClipDataset:
+    """A small dataset of ``paths`` (labels = positions), 4 frames at stride 3."""
+    records = [VideoRecord(str(p), i, f"v{i}") for i, p in enumerate(paths)]
+    kw = {"num_frames": 4, "stride": 3, "short_side": None, "num_clips": 3} | kw
+    return VideoClipDataset(records, mode=mode, **kw)

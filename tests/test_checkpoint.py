@@ -15,11 +15,11 @@ from nlvideo.engine.checkpoint import (
     build_model_from_checkpoint,
     capture_rng_state,
     load_checkpoint,
-    load_pretrained,
     restore_rng_state,
     save_checkpoint,
 )
 from nlvideo.models import build_model
+from nlvideo.models.pretrained import load_pretrained
 
 KWARGS = {"num_classes": 5, "dropout": 0.5}
 

@@ -15,7 +15,7 @@ from nlvideo.config import (
     load_config,
 )
 from nlvideo.engine.optim import LRSchedule, schedule_steps
-from nlvideo.models import MODEL_NAMES
+from nlvideo.models import MODELS
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPES = sorted((REPO / "configs" / "kinetics400").glob("*.yaml"))
@@ -136,7 +136,7 @@ def test_config_from_dict_rejects_unknown_keys():
 @pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: p.stem)
 def test_every_recipe_loads_and_names_a_model(recipe):
     cfg = load_config(recipe)
-    assert cfg.model.name in MODEL_NAMES
+    assert cfg.model.name in MODELS
     assert not cfg.data.builtin
     assert cfg.train.batch_size == 64
     assert cfg.data.flip

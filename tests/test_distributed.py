@@ -11,8 +11,8 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
+from nlvideo.builtin import generate_builtin_dataset
 from nlvideo.config import config_from_dict, config_to_dict, load_config
-from nlvideo.data.synthetic import generate_builtin_dataset
 from nlvideo.engine.checkpoint import load_checkpoint
 from nlvideo.engine.distributed import all_gather_objects, init_distributed
 from nlvideo.eval import main as eval_main

@@ -305,8 +305,8 @@ TINY_DATA = {"num_train": 8, "num_val": 8, "size": 32, "min_frames": 8, "max_fra
 @pytest.fixture(scope="module")
 def tiny_checkpoint(tmp_path_factory):
     """A c2d_tiny checkpoint (contract format, via the engine) and a tiny built-in data set."""
+    from nlvideo.builtin import generate_builtin_dataset
     from nlvideo.config import config_to_dict, load_config
-    from nlvideo.data.synthetic import generate_builtin_dataset
     from nlvideo.engine.checkpoint import FORMAT, save_checkpoint
     from nlvideo.models import build_model
 

@@ -11,8 +11,8 @@ import pytest
 import torch
 from torch import nn
 
+from nlvideo.builtin import generate_builtin_dataset
 from nlvideo.config import Config, OptimConfig, load_config
-from nlvideo.data.synthetic import generate_builtin_dataset
 from nlvideo.engine import trainer as trainer_module
 from nlvideo.engine.checkpoint import load_checkpoint
 from nlvideo.engine.optim import LRSchedule, build_optimizer, param_groups

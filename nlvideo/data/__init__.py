@@ -1,4 +1,4 @@
-"""Data: annotations -> frame sampling -> decoding -> uint8 dataset -> device transforms."""
+"""Data: annotations -> sampling -> decoding -> uint8 dataset -> loader -> device transforms."""
 
 from __future__ import annotations
 
@@ -11,26 +11,22 @@ from nlvideo.data.annotations import (
     load_classes,
     load_kinetics_csv,
     load_video_list,
+    read_records,
     save_classes,
     validate_records,
 )
-from nlvideo.data.dataset import (
-    ClipBatch,
-    VideoClipDataset,
-    VideoItem,
-    build_loader,
-    collate_items,
-    worker_init,
-)
-from nlvideo.data.gpu import (
+from nlvideo.data.dataset import ClipBatch, VideoClipDataset, VideoItem, collate_items
+from nlvideo.data.loader import build_loader
+from nlvideo.data.transforms import (
     KINETICS_MEAN,
     KINETICS_STD,
     DeviceBatch,
-    DeviceTransform,
+    TestTransform,
+    TrainTransform,
     prefetch,
     to_device,
 )
-from nlvideo.data.video import VideoError, VideoInfo, open_video, probe, read_clips
+from nlvideo.data.video import VideoError, VideoFailure, VideoInfo, open_video, probe, read_clips
 
 __all__ = [
     "KINETICS_MEAN",
@@ -38,11 +34,13 @@ __all__ = [
     "AnnotationError",
     "ClipBatch",
     "DeviceBatch",
-    "DeviceTransform",
     "Problem",
+    "TestTransform",
+    "TrainTransform",
     "ValidationReport",
     "VideoClipDataset",
     "VideoError",
+    "VideoFailure",
     "VideoInfo",
     "VideoItem",
     "VideoRecord",
@@ -56,8 +54,8 @@ __all__ = [
     "prefetch",
     "probe",
     "read_clips",
+    "read_records",
     "save_classes",
     "to_device",
     "validate_records",
-    "worker_init",
 ]

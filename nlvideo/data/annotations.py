@@ -368,3 +368,19 @@ def validate_records(
         report.write(report_path)
     logger.info("annotation check: %s", report.summary())
     return report
+
+
+# ----------------------------------------------------------------------------- either format
+def read_records(
+    path: str | Path,
+    *,
+    root: str | Path | None = None,
+    classes: Sequence[str] | None = None,
+) -> tuple[list[VideoRecord], list[str]]:
+    """A Kinetics CSV (``.csv``) or a "path label" list; relative paths join ``root``.
+
+    Without ``root``, paths are relative to the list's own folder (both formats).
+    """
+    if str(path).endswith(".csv"):
+        return load_kinetics_csv(path, root=root if root else Path(path).parent, classes=classes)
+    return load_video_list(path, root=root or None, classes=classes)

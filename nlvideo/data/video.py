@@ -53,6 +53,15 @@ class VideoError(RuntimeError):
 
 
 @dataclass(frozen=True)
+class VideoFailure:
+    """A video that could not be read: travels from the dataset to the evaluation report."""
+
+    video_index: int  # index into the records
+    path: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class VideoInfo:
     """What the container says, checked by decoding the first frame."""
 

@@ -1,6 +1,7 @@
-"""Training loop: data, model, SGD, checkpoints, evaluation and logs for one run.
+"""Training loop: optimiser, schedule, checkpoints, evaluation and logs for one run.
 
-``run_training(cfg)`` is the whole job, single-process or under ``torchrun`` (DDP). Only rank 0
+The ``Trainer`` is handed what ``nlvideo.pipeline`` built from the config (model, loaders,
+transforms, records) and trains it, single-process or under ``torchrun`` (DDP). Only rank 0
 writes files. A run can be stopped after ``train.max_steps`` steps and resumed from its
 ``last.pt`` with the same result as an uninterrupted run: the checkpoint holds the model,
 optimiser, schedule, scaler, epoch, step, position in the epoch's (epoch-seeded) sample order
@@ -9,8 +10,6 @@ and every rank's RNG states.
 
 from __future__ import annotations
 
-import contextlib
-import json
 import logging
 import math
 import time
@@ -24,24 +23,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from nlvideo.config import Config, config_to_dict, config_to_yaml
-from nlvideo.data.annotations import (
-    VideoRecord,
-    load_classes,
-    load_kinetics_csv,
-    load_video_list,
-    save_classes,
-)
-from nlvideo.data.dataset import VideoClipDataset
-from nlvideo.data.gpu import DeviceBatch, DeviceTransform, build_loader, prefetch
-from nlvideo.data.synthetic import generate_builtin_dataset
+from nlvideo.data.annotations import VideoRecord, save_classes
+from nlvideo.data.transforms import DeviceBatch, TestTransform, TrainTransform, prefetch
 from nlvideo.engine.checkpoint import (
-    FORMAT,
     capture_rng_state,
     load_checkpoint,
-    load_pretrained,
     restore_rng_state,
     save_checkpoint,
     seed_everything,
@@ -53,207 +43,58 @@ from nlvideo.engine.distributed import (
     all_reduce_sum,
     barrier,
     broadcast_buffers,
-    cleanup,
-    init_distributed,
 )
+from nlvideo.engine.evaluate import evaluate
 from nlvideo.engine.optim import LRSchedule, build_optimizer, build_schedule
-from nlvideo.eval import EvalReport, evaluate
-from nlvideo.models import build_model
+from nlvideo.engine.precision import autocast, effective_amp
+from nlvideo.engine.report import format_report, save_report
+from nlvideo.engine.runlog import RunLog, RunningStats
+from nlvideo.metrics import EvalReport
+from nlvideo.models.pretrained import FORMAT
 
 logger = logging.getLogger(__name__)
 
 
-def run_training(cfg: Config) -> dict[str, Any]:
-    """Train and evaluate as ``cfg`` says; returns the last evaluation (EvalReport.to_dict()).
-
-    Returns an empty dict when ``train.max_steps`` stops the run before any evaluation.
-
-    Raises:
-        ValueError: bad data paths, batch size or checkpoint, before training starts.
-        FloatingPointError: the loss became NaN or infinite (the message names the step).
-    """
-    check_data_config(cfg)
-    info = init_distributed(cfg.train.device)
-    try:
-        return Trainer(cfg, info).fit()
-    finally:
-        cleanup(info)
-
-
 @dataclass
-class RunData:
-    """Records and classes of a run, and the dataset options shared by both splits."""
+class TrainingParts:
+    """What the pipeline builds for a training run (see ``nlvideo.pipeline.build_training``)."""
 
-    train: list[VideoRecord]
-    val: list[VideoRecord]
+    model: nn.Module  # the plain network, initialised (and pretrained) on the CPU
+    model_kwargs: dict[str, Any]  # build_model keywords, stored in every checkpoint
     classes: list[str]
-    dataset_kwargs: dict[str, Any]
-
-
-def check_data_config(cfg: Config) -> None:
-    """Fail fast (before any work) when real-data paths are missing.
-
-    Raises:
-        ValueError: naming the key and the path.
-    """
-    if cfg.data.builtin:
-        return
-    for key in ("train_list", "val_list", "class_index"):
-        value = getattr(cfg.data, key)
-        if not value and key != "class_index":
-            raise ValueError(f"data.{key} is required when data.builtin=false")
-        if value and not Path(value).is_file():
-            raise ValueError(f"data.{key}: {value} does not exist")
-    if cfg.data.root and not Path(cfg.data.root).is_dir():
-        raise ValueError(f"data.root: {cfg.data.root} is not a directory")
-
-
-def build_run_data(cfg: Config, info: DistInfo) -> RunData:
-    """The built-in data set (generated once, by rank 0) or the configured lists."""
-    d = cfg.data
-    if d.builtin:
-        s = cfg.synthetic
-        kwargs = {
-            "num_train": s.num_train,
-            "num_val": s.num_val,
-            "seed": s.seed,
-            "size": s.size,
-            "min_frames": s.min_frames,
-            "max_frames": s.max_frames,
-        }
-        if info.is_main:
-            generate_builtin_dataset(s.root, **kwargs)
-        barrier(info)
-        ds = generate_builtin_dataset(s.root, **kwargs)  # cached now
-        root, train_list, val_list = ds.root, ds.train_list, ds.val_list
-        classes: list[str] | None = list(ds.classes)
-    else:
-        root, train_list, val_list = d.root or None, d.train_list, d.val_list
-        classes = load_classes(d.class_index) if d.class_index else None
-    train, classes = _read_list(train_list, root, classes)
-    val, _ = _read_list(val_list, root, classes)
-    dataset_kwargs = {
-        "num_frames": d.num_frames,
-        "stride": d.stride,
-        "target_fps": d.target_fps,
-        "num_clips": d.num_clips,
-        "num_crops": d.num_crops,
-        "short_side": d.short_side or None,
-        "backend": d.backend,
-        "max_retries": d.max_retries,
-        "seed": cfg.train.seed,
-        "repeat_clips": d.repeat_clips,  # training windows per video per epoch
-    }
-    return RunData(train, val, classes, dataset_kwargs)
-
-
-def _read_list(
-    path: str | Path, root: str | Path | None, classes: list[str] | None
-) -> tuple[list[VideoRecord], list[str]]:
-    if str(path).endswith(".csv"):
-        root = root if root is not None else Path(path).parent
-        return load_kinetics_csv(path, root=root, classes=classes)
-    return load_video_list(path, root=root, classes=classes)
-
-
-class RunLog:
-    """metrics.jsonl + TensorBoard on rank 0; silent elsewhere."""
-
-    def __init__(self, out_dir: Path | None) -> None:
-        self.out_dir = out_dir
-        self._tb = None
-        if out_dir is not None:
-            from torch.utils.tensorboard import SummaryWriter
-
-            self._tb = SummaryWriter(log_dir=str(out_dir))
-
-    def write(self, kind: str, step: int, values: dict[str, Any]) -> None:
-        if self.out_dir is None:
-            return
-        record = {"kind": kind, "step": step, **values}
-        with open(self.out_dir / "metrics.jsonl", "a") as f:
-            f.write(json.dumps(record) + "\n")
-        for key, value in values.items():
-            if isinstance(value, int | float) and math.isfinite(value):
-                self._tb.add_scalar(f"{kind}/{key}", value, step)
-
-    def close(self) -> None:
-        if self._tb is not None:
-            self._tb.close()
-
-
-@dataclass
-class _Window:
-    """Running sums for the progress bar / log interval (global over ranks)."""
-
-    loss: float = 0.0
-    correct: float = 0.0
-    clips: float = 0.0
-    wait: float = 0.0
-    elapsed: float = 0.0
-
-    def add(self, loss_sum: float, correct: float, clips: float, wait: float, dt: float) -> None:
-        self.loss += loss_sum
-        self.correct += correct
-        self.clips += clips
-        self.wait += wait
-        self.elapsed += dt
-
-    def summary(self) -> dict[str, float]:
-        n = max(self.clips, 1.0)
-        return {
-            "loss": self.loss / n,
-            "acc": self.correct / n,
-            "clips_per_s": self.clips / max(self.elapsed, 1e-9),
-            "data_wait": self.wait / max(self.elapsed, 1e-9),
-        }
+    val_records: list[VideoRecord]
+    train_loader: DataLoader
+    val_loader: DataLoader
+    train_transform: TrainTransform
+    test_transform: TestTransform
 
 
 class Trainer:
     """One run: builds everything from ``cfg`` and trains; ``fit()`` runs it."""
 
-    def __init__(self, cfg: Config, info: DistInfo) -> None:
+    def __init__(self, cfg: Config, info: DistInfo, parts: TrainingParts) -> None:
         self.cfg, self.info, self.device = cfg, info, info.device
         t = cfg.train
         self.out_dir = Path(t.output_dir)
         if info.is_main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
-        self.amp = t.amp if self.device.type == "cuda" else "none"
+        self.amp = effective_amp(t.amp, self.device)
         if t.amp != "none" and self.amp == "none":
             logger.info(
                 "train.amp=%s ignored on %s (autocast is used on CUDA only)", t.amp, self.device
             )
-        if t.batch_size % info.world_size:
-            raise ValueError(
-                f"train.batch_size={t.batch_size} is not divisible by the {info.world_size} ranks"
-            )
-
-        self.data: RunData = build_run_data(cfg, info)
-        self.classes = self.data.classes
-        seed_everything(t.seed)  # same initial weights on every rank
-        self.model_kwargs = self._model_kwargs()
-        model = build_model(cfg.model.name, **self.model_kwargs)
-        if cfg.model.pretrained:
-            load_pretrained(model, cfg.model.pretrained, cfg.model.pretrained_format)
-        self.model = self._wrap(model)
+        self.classes, self.model_kwargs = parts.classes, parts.model_kwargs
+        self.val_records = parts.val_records
+        self.model = self._wrap(parts.model)
         seed_everything(t.seed + info.rank)  # per-rank streams for dropout and the like
         self.optimizer = build_optimizer(unwrap_model(self.model), cfg.optim)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp == "fp16")
-
-        self.train_loader = build_loader(
-            VideoClipDataset(self.data.train, mode="train", **self.data.dataset_kwargs),
-            batch_size=t.batch_size // info.world_size,
-            num_workers=cfg.data.num_workers,
-            shuffle=True,
-            drop_last=True,
-            distributed=info.distributed,
-            seed=t.seed,
-        )
+        self.train_loader, self.val_loader = parts.train_loader, parts.val_loader
         self.steps_per_epoch = len(self.train_loader)
         if self.steps_per_epoch == 0:
             raise ValueError(
                 f"train.batch_size={t.batch_size} is larger than the training set "
-                f"({len(self.data.train)} videos)"
+                f"({len(self.train_loader.dataset)} videos)"
             )
         self.schedule: LRSchedule = build_schedule(
             self.optimizer, cfg.optim, t, self.steps_per_epoch
@@ -261,57 +102,15 @@ class Trainer:
         self.num_epochs = (
             math.ceil(t.iterations / self.steps_per_epoch) if t.iterations > 0 else t.epochs
         )
-        self.val_loader = build_loader(
-            VideoClipDataset(self.data.val, mode="test", **self.data.dataset_kwargs),
-            batch_size=max(1, t.eval_batch_size // info.world_size),
-            num_workers=cfg.data.num_workers,
-            shuffle=False,
-            drop_last=False,
-            distributed=info.distributed,
-            seed=t.seed,
-        )
-        d = cfg.data
-        # Own generator, re-seeded every epoch: augmentation replays exactly on resume even
-        # though prefetch draws a batch ahead.
-        self.train_transform = DeviceTransform(
-            mode="train",
-            crop_size=d.crop_size,
-            train_scale=tuple(d.train_scale),
-            flip=d.flip,
-            seed=t.seed,
-        )
-        test_crop = d.test_crop_size or d.crop_size
-        self.test_transform = DeviceTransform(
-            mode="test",
-            crop_size=test_crop,
-            train_scale=(test_crop, test_crop),  # unused in test mode
-            test_scale=d.test_scale,
-            num_crops=d.num_crops,
-        )
+        # The train transform's generator is re-seeded every epoch: augmentation replays
+        # exactly on resume even though prefetch draws a batch ahead.
+        self.train_transform, self.test_transform = parts.train_transform, parts.test_transform
         self.epoch, self.step, self.batches_done = 0, 0, 0
         self.best_metric = -1.0
         self._pending_rng: dict | None = None
         self.log = RunLog(self.out_dir if info.is_main else None)
 
     # ------------------------------------------------------------------ setup
-
-    def _model_kwargs(self) -> dict[str, Any]:
-        m = self.cfg.model
-        num_classes = m.num_classes or len(self.classes)
-        if m.num_classes and m.num_classes != len(self.classes):
-            raise ValueError(
-                f"model.num_classes={m.num_classes} but the data has {len(self.classes)} classes"
-            )
-        return {
-            "num_classes": num_classes,
-            "dropout": m.dropout,
-            "nl_mode": m.nl_mode,
-            "nl_locations": m.nl_locations,
-            "nl_pool_first": m.nl_pool_first,
-            "nl_scale_logits": m.nl_scale_logits,
-            "nl_sub_sample": m.nl_sub_sample,
-            "zero_init_final_bn": m.zero_init_final_bn,
-        }
 
     def _wrap(self, model: nn.Module) -> nn.Module:
         t, cuda = self.cfg.train, self.device.type == "cuda"
@@ -335,12 +134,6 @@ class Trainer:
             else:
                 logger.info("train.compile ignored on %s (CUDA only)", self.device)
         return model
-
-    def _autocast(self) -> contextlib.AbstractContextManager:
-        if self.amp == "none":
-            return contextlib.nullcontext()
-        dtype = torch.bfloat16 if self.amp == "bf16" else torch.float16
-        return torch.autocast(device_type="cuda", dtype=dtype)
 
     # ------------------------------------------------------------------ checkpoints
 
@@ -494,7 +287,7 @@ class Trainer:
             dynamic_ncols=True,
             leave=False,
         )
-        window, total = _Window(), _Window()
+        window, total = RunningStats(), RunningStats()
         replaced = torch.zeros(1, device=self.device)
         tick = time.perf_counter()
         while self.batches_done < self.steps_per_epoch and self.step < stop_at:
@@ -518,7 +311,7 @@ class Trainer:
             if self.step % t.log_every == 0:
                 lr = self.optimizer.param_groups[0]["lr"]
                 self.log.write("train", self.step, {"epoch": epoch + 1, "lr": lr, **summary})
-                window = _Window()
+                window = RunningStats()
         bar.close()
         return {**total.summary(), "replaced": int(all_reduce_sum(replaced, self.info).item())}
 
@@ -526,7 +319,7 @@ class Trainer:
         clips = batch.clips
         if self.cfg.train.channels_last and self.device.type == "cuda":
             clips = clips.contiguous(memory_format=torch.channels_last_3d)
-        with self._autocast():
+        with autocast(self.device, self.amp):
             logits = self.model(clips)
         loss = F.cross_entropy(
             logits.float(), batch.labels, label_smoothing=self.cfg.train.label_smoothing
@@ -562,7 +355,7 @@ class Trainer:
         return evaluate(
             model,
             prefetch(self.val_loader, self.device, self.test_transform),
-            records=self.data.val,
+            records=self.val_records,
             classes=self.classes,
             amp=self.amp,
             distributed=self.info.distributed,
@@ -592,6 +385,5 @@ class Trainer:
         )
         if not self.info.is_main:
             return
-        logger.info("eval after epoch %d:\n%s", epoch + 1, report.format_table())
-        report.save_json(self.out_dir / "eval_report.json")
-        report.save_confusion_png(self.out_dir / "confusion.png")
+        logger.info("eval after epoch %d:\n%s", epoch + 1, format_report(report))
+        save_report(report, self.out_dir)

@@ -3,11 +3,11 @@
 Workers ship uint8 clips (4x less host->device traffic than float); everything else happens
 here as batched tensor ops, identical on CPU and CUDA:
 
-* train: per clip, scale the short side to a random integer in `train_scale`, take a random
-  `crop_size` square, flip horizontally with p=0.5. Scale + crop + flip is one bilinear
+* `TrainTransform`: per clip, scale the short side to a random integer in `scale`, take a
+  random `crop_size` square, flip horizontally with p=0.5. Scale + crop + flip is one bilinear
   `grid_sample` per batch, equal (to float rounding) to `F.interpolate` followed by slicing.
-* test: scale the short side to `test_scale` (skipped when the decoder already did) and take
-  `num_crops` (1 or 3) crops along the longer side; view = window * num_crops + crop.
+* `TestTransform`: scale the short side to `scale` (skipped when the decoder already did) and
+  take `num_crops` (1 or 3) crops along the longer side; view = window * num_crops + crop.
 """
 
 from __future__ import annotations
@@ -19,16 +19,18 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from nlvideo.data.dataset import ClipBatch, build_loader
+from nlvideo.data.dataset import ClipBatch
 from nlvideo.data.sampling import crop_offsets, resized_shape
+from nlvideo.data.video import VideoFailure
 
 __all__ = [
     "KINETICS_MEAN",
     "KINETICS_STD",
+    "ClipTransform",
     "DeviceBatch",
-    "DeviceTransform",
+    "TestTransform",
     "TrainParams",
-    "build_loader",
+    "TrainTransform",
     "prefetch",
     "to_device",
 ]
@@ -45,7 +47,7 @@ class DeviceBatch:
     labels: Tensor  # long (B,)
     video_index: Tensor  # long (B,) index into the records list
     view_index: Tensor  # long (B,) temporal_clip * num_crops + crop (0 in train)
-    failed: list[tuple[int, str, str]] = field(default_factory=list)  # (index, path, reason)
+    failed: list[VideoFailure] = field(default_factory=list)  # videos that could not be read
     replaced: int = 0  # train: broken videos replaced by another in this batch
 
 
@@ -59,16 +61,62 @@ class TrainParams:
     flip: Tensor  # bool (N,)
 
 
-class DeviceTransform:
-    """uint8 (N, 3, T, H, W) clips -> normalised float crops, on whatever device they are.
+class _ClipTransform:
+    """Shared by both transforms: normalisation and batching of clips of mixed sizes."""
+
+    views_per_clip = 1  # model inputs made from one decoded clip
+
+    def __init__(self, crop_size: int, mean: Sequence[float], std: Sequence[float]) -> None:
+        if len(mean) != 3 or len(std) != 3:
+            raise ValueError(f"mean and std need 3 values, got {mean} and {std}")
+        self.crop_size = crop_size
+        self.mean, self.std = tuple(mean), tuple(std)
+
+    def normalize(self, x: Tensor) -> Tensor:
+        """uint8-range floats (N, 3, ...) -> (x / 255 - mean) / std."""
+        shape = (1, 3) + (1,) * (x.dim() - 2)
+        mean = torch.tensor(self.mean, device=x.device, dtype=x.dtype).view(shape)
+        std = torch.tensor(self.std, device=x.device, dtype=x.dtype).view(shape)
+        return (x / 255.0 - mean) / std
+
+    def view_index(self, clip_index: Tensor) -> Tensor:
+        """(N,) index of the clip within its video -> (N * views_per_clip,) view index."""
+        return torch.zeros_like(clip_index)
+
+    def apply(self, clips: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def __call__(self, clips: Tensor | Sequence[Tensor]) -> Tensor:
+        """uint8 clips (N, 3, T, H, W), or a list of (V_i, 3, T, H_i, W_i) of mixed sizes."""
+        if torch.is_tensor(clips):
+            return self._checked_apply(clips)
+        groups: dict[tuple[int, ...], list[int]] = {}
+        for i, x in enumerate(clips):
+            groups.setdefault(tuple(x.shape[1:]), []).append(i)
+        out: list[Tensor | None] = [None] * len(clips)
+        for ids in groups.values():
+            result = self._checked_apply(torch.cat([clips[i] for i in ids]))
+            sizes = [clips[i].shape[0] * self.views_per_clip for i in ids]
+            for i, part in zip(ids, result.split(sizes), strict=True):
+                out[i] = part
+        return torch.cat(out)
+
+    def _checked_apply(self, clips: Tensor) -> Tensor:
+        if clips.dim() != 5 or clips.shape[1] != 3:
+            raise ValueError(f"expected clips (N, 3, T, H, W), got {tuple(clips.shape)}")
+        if clips.shape[0] == 0:
+            s = self.crop_size
+            return clips.new_zeros((0, 3, clips.shape[2], s, s), dtype=torch.float32)
+        return self.apply(clips)
+
+
+class TrainTransform(_ClipTransform):
+    """Training augmentation: random short-side scale, random square crop, optional flip.
 
     Args:
-        mode: "train" or "test".
         crop_size: Side of the square crops.
-        train_scale: Inclusive range of the random short side in training.
-        test_scale: Short side before the test crops.
-        num_crops: Test crops per clip (1 centre, or 3 along the longer side).
-        flip: Random horizontal flips in training.
+        scale: Inclusive range of the random short side.
+        flip: Random horizontal flips (p = 0.5).
         mean: Per-channel mean on the [0, 1] scale.
         std: Per-channel std on the [0, 1] scale.
         seed: Seed of the augmentation generator (CPU); None uses torch's global generator.
@@ -77,49 +125,27 @@ class DeviceTransform:
     def __init__(
         self,
         *,
-        mode: str,
         crop_size: int = 224,
-        train_scale: tuple[int, int] = (256, 320),
-        test_scale: int = 256,
-        num_crops: int = 3,
+        scale: tuple[int, int] = (256, 320),
         flip: bool = True,
         mean: Sequence[float] = KINETICS_MEAN,
         std: Sequence[float] = KINETICS_STD,
         seed: int | None = None,
-    ):
-        if mode not in ("train", "test"):
-            raise ValueError(f"mode must be 'train' or 'test', got {mode!r}")
-        if num_crops not in (1, 3):
-            raise ValueError(f"num_crops must be 1 or 3, got {num_crops}")
-        low, high = train_scale
+    ) -> None:
+        super().__init__(crop_size, mean, std)
+        low, high = scale
         if not crop_size <= low <= high:
             raise ValueError(
-                f"need crop_size <= train_scale[0] <= train_scale[1], got "
-                f"crop_size={crop_size}, train_scale={train_scale}"
+                f"need crop_size <= scale[0] <= scale[1], got crop_size={crop_size}, "
+                f"scale={tuple(scale)}"
             )
-        if test_scale < crop_size:
-            raise ValueError(f"test_scale {test_scale} is smaller than crop_size {crop_size}")
-        if len(mean) != 3 or len(std) != 3:
-            raise ValueError(f"mean and std need 3 values, got {mean} and {std}")
-        self.mode, self.crop_size = mode, crop_size
-        self.train_scale, self.test_scale = (low, high), test_scale
-        self.num_crops = num_crops if mode == "test" else 1
-        self.flip = flip
-        self.mean, self.std = tuple(mean), tuple(std)
+        self.scale, self.flip = (low, high), flip
         self.generator = torch.Generator().manual_seed(seed) if seed is not None else None
 
-    # ------------------------------------------------------------------ helpers
-    def normalize(self, x: Tensor) -> Tensor:
-        """uint8-range floats (N, 3, ...) -> (x / 255 - mean) / std."""
-        shape = (1, 3) + (1,) * (x.dim() - 2)
-        mean = torch.tensor(self.mean, device=x.device, dtype=x.dtype).view(shape)
-        std = torch.tensor(self.std, device=x.device, dtype=x.dtype).view(shape)
-        return (x / 255.0 - mean) / std
-
-    def sample_train_params(self, n: int, height: int, width: int) -> TrainParams:
+    def sample_params(self, n: int, height: int, width: int) -> TrainParams:
         """Draw scale, crop corner and flip for `n` clips of size height x width (CPU)."""
         g = self.generator
-        low, high = self.train_scale
+        low, high = self.scale
         scale = torch.randint(low, high + 1, (n,), generator=g)
         ys, xs = [], []
         for s in scale.tolist():
@@ -129,7 +155,7 @@ class DeviceTransform:
         flip = torch.rand(n, generator=g) < 0.5 if self.flip else torch.zeros(n, dtype=torch.bool)
         return TrainParams(scale, torch.tensor(ys), torch.tensor(xs), flip)
 
-    def apply_train(self, clips: Tensor, params: TrainParams) -> Tensor:
+    def apply_params(self, clips: Tensor, params: TrainParams) -> Tensor:
         """Scale + crop + flip each clip by `params` with one bilinear grid_sample."""
         n, c, t, height, width = clips.shape
         size, device = self.crop_size, clips.device
@@ -153,10 +179,52 @@ class DeviceTransform:
         out = out.view(n, c, t, size, size)  # (N, CT, s, s) -> (N, C, T, s, s)
         return self.normalize(out).contiguous()
 
-    def apply_test(self, clips: Tensor) -> Tensor:
+    def apply(self, clips: Tensor) -> Tensor:
+        return self.apply_params(clips, self.sample_params(*clips.shape[:1], *clips.shape[3:]))
+
+
+class TestTransform(_ClipTransform):
+    """Test views: scale the short side to `scale`, take `num_crops` crops along the long side.
+
+    Args:
+        crop_size: Side of the square crops.
+        scale: Short side before cropping (skipped when the decoder already resized to it).
+        num_crops: Crops per clip: 1 (centre) or 3 (both ends and centre of the long side).
+        mean: Per-channel mean on the [0, 1] scale.
+        std: Per-channel std on the [0, 1] scale.
+    """
+
+    __test__ = False  # not a pytest class
+
+    def __init__(
+        self,
+        *,
+        crop_size: int = 224,
+        scale: int = 256,
+        num_crops: int = 3,
+        mean: Sequence[float] = KINETICS_MEAN,
+        std: Sequence[float] = KINETICS_STD,
+    ) -> None:
+        super().__init__(crop_size, mean, std)
+        if num_crops not in (1, 3):
+            raise ValueError(f"num_crops must be 1 or 3, got {num_crops}")
+        if scale < crop_size:
+            raise ValueError(f"test scale {scale} is smaller than crop_size {crop_size}")
+        self.scale, self.num_crops = scale, num_crops
+
+    @property
+    def views_per_clip(self) -> int:  # type: ignore[override]
+        return self.num_crops
+
+    def view_index(self, clip_index: Tensor) -> Tensor:
+        """view = clip * num_crops + crop, crops of a clip adjacent."""
+        crops = torch.arange(self.num_crops, device=clip_index.device)
+        return (clip_index[:, None] * self.num_crops + crops).reshape(-1)  # (N, K) -> (NK,)
+
+    def apply(self, clips: Tensor) -> Tensor:
         """(N, 3, T, H, W) -> (N * num_crops, 3, T, crop, crop), crops of a clip adjacent."""
         n, c, t, height, width = clips.shape
-        h, w = resized_shape(height, width, self.test_scale)
+        h, w = resized_shape(height, width, self.scale)
         x = clips
         if (h, w) != (height, width):
             x = F.interpolate(
@@ -171,36 +239,12 @@ class DeviceTransform:
         out = torch.stack(crops, dim=1).reshape(n * self.num_crops, c, t, s, s)
         return self.normalize(out.float()).contiguous()
 
-    # ------------------------------------------------------------------ entry point
-    def __call__(self, clips: Tensor | Sequence[Tensor]) -> Tensor:
-        """uint8 clips (N, 3, T, H, W), or a list of (V_i, 3, T, H_i, W_i) of mixed sizes."""
-        if torch.is_tensor(clips):
-            return self._apply(clips)
-        groups: dict[tuple[int, ...], list[int]] = {}
-        for i, x in enumerate(clips):
-            groups.setdefault(tuple(x.shape[1:]), []).append(i)
-        out: list[Tensor | None] = [None] * len(clips)
-        for ids in groups.values():
-            result = self._apply(torch.cat([clips[i] for i in ids]))
-            sizes = [clips[i].shape[0] * self.num_crops for i in ids]
-            for i, part in zip(ids, result.split(sizes), strict=True):
-                out[i] = part
-        return torch.cat(out)
 
-    def _apply(self, clips: Tensor) -> Tensor:
-        if clips.dim() != 5 or clips.shape[1] != 3:
-            raise ValueError(f"expected clips (N, 3, T, H, W), got {tuple(clips.shape)}")
-        if clips.shape[0] == 0:
-            s = self.crop_size
-            return clips.new_zeros((0, 3, clips.shape[2], s, s), dtype=torch.float32)
-        if self.mode == "test":
-            return self.apply_test(clips)
-        params = self.sample_train_params(clips.shape[0], clips.shape[3], clips.shape[4])
-        return self.apply_train(clips, params)
+ClipTransform = TrainTransform | TestTransform
 
 
 def to_device(
-    batch: ClipBatch, device: torch.device | str, transform: DeviceTransform
+    batch: ClipBatch, device: torch.device | str, transform: ClipTransform
 ) -> DeviceBatch:
     """Copy a host batch (non-blocking from pinned memory) and transform it on `device`."""
     device = torch.device(device)
@@ -208,32 +252,23 @@ def to_device(
         clips: Tensor | list[Tensor] = batch.clips.to(device, non_blocking=True)
     else:
         clips = [c.to(device, non_blocking=True) for c in batch.clips]
-    crops = transform.num_crops
-    labels = batch.labels.to(device, non_blocking=True).repeat_interleave(crops)
-    video_index = batch.video_index.to(device, non_blocking=True).repeat_interleave(crops)
-    view = batch.clip_index.to(device, non_blocking=True)
-    if transform.mode == "test":
-        view = (view[:, None] * crops + torch.arange(crops, device=device)).reshape(-1)
-    else:
-        view = torch.zeros_like(view)
-    return DeviceBatch(transform(clips), labels, video_index, view, batch.failed, batch.replaced)
+    views = transform.views_per_clip
+    labels = batch.labels.to(device, non_blocking=True).repeat_interleave(views)
+    video_index = batch.video_index.to(device, non_blocking=True).repeat_interleave(views)
+    view_index = transform.view_index(batch.view_index.to(device, non_blocking=True))
+    return DeviceBatch(
+        transform(clips), labels, video_index, view_index, batch.failed, batch.replaced
+    )
 
 
 def prefetch(
-    loader: Iterable[ClipBatch], device: torch.device | str, transform: DeviceTransform
+    loader: Iterable[ClipBatch], device: torch.device | str, transform: ClipTransform
 ) -> Iterator[DeviceBatch]:
     """Yield device batches; on CUDA a side stream prepares batch i+1 while i computes.
 
     On CPU this is a plain loop with the same results.
     """
     device = torch.device(device)
-    dataset = getattr(loader, "dataset", None)
-    if transform.mode == "test" and getattr(dataset, "num_crops", transform.num_crops) != (
-        transform.num_crops
-    ):
-        raise ValueError(
-            f"dataset.num_crops={dataset.num_crops} but transform.num_crops={transform.num_crops}"
-        )
     if device.type != "cuda":
         for batch in loader:
             yield to_device(batch, device, transform)

@@ -15,7 +15,7 @@ distractor shape in half of the clips.
 Train without horizontal flips (``data.flip=false``): a mirrored move_left clip is a
 move_right clip, and a mirrored clockwise rotation an anticlockwise one.
 
-Pure rendering (numpy + PIL): ``nlvideo.data.synthetic`` writes the clips to files. Any change
+Pure rendering (numpy + PIL): ``nlvideo.builtin.generate`` writes the clips to files. Any change
 here that alters pixels must bump ``synthetic.GENERATOR_VERSION`` so cached sets regenerate.
 """
 

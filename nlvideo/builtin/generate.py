@@ -1,6 +1,6 @@
 """The built-in data set: generated motion clips written as real H.264 files with Kinetics lists.
 
-The clips (``nlvideo.data.motion_clips``) are written as mp4 files with PyAV, with "path label"
+The clips (``nlvideo.builtin.render``) are written as mp4 files with PyAV, with "path label"
 lists in the Kinetics format and a classes.json, so they go through the same loader as real
 data. Generation is deterministic per seed, parallel, and cached by a manifest of its
 parameters.
@@ -26,20 +26,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from nlvideo.data.motion_clips import CLASSES, REVERSED_CLASS, class_pairs, render_clip
-
-__all__ = [
-    "CLASSES",
-    "REVERSED_CLASS",
-    "BuiltinDataset",
-    "SyntheticParams",
-    "class_pairs",
-    "generate_builtin_dataset",
-    "render_clip",
-    "render_dataset_clip",
-    "rgb_to_yuv420p",
-    "write_mp4",
-]
+from nlvideo.builtin.render import CLASSES, render_clip
 
 logger = logging.getLogger(__name__)
 

@@ -7,18 +7,16 @@ import logging
 import os
 import sys
 import time
-import warnings
 from collections.abc import Sequence
 
-from tqdm.contrib.logging import logging_redirect_tqdm
+from nlvideo.cli.common import add_debug_flag, run_command, setup_logging
 
-from nlvideo.config import config_to_yaml, load_config
-from nlvideo.metrics import format_percent
+PROG = "nlvideo-train"
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="nlvideo-train",
+        prog=PROG,
         description="Train a C2D/I3D (Non-local) video classifier and evaluate it multi-view.",
         epilog="Without --config: the built-in CPU job (generated data set, i3d_nl_tiny).",
     )
@@ -29,6 +27,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--print-config", action="store_true", help="print the resolved config and exit"
     )
+    add_debug_flag(parser)
     parser.add_argument(
         "overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. optim.lr=0.02"
     )
@@ -39,25 +38,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the process exit status."""
     args = parse_args(argv)
     rank = int(os.environ.get("RANK", "0"))
-    logging.basicConfig(
-        level=logging.INFO if rank == 0 else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        datefmt="%H:%M:%S",
-    )
-    try:
-        cfg = load_config(args.config, args.overrides)
-    except ValueError as e:
-        print(f"nlvideo-train: error: {e}", file=sys.stderr)
-        return 2
+    setup_logging(logging.INFO if rank == 0 else logging.WARNING)
+    return run_command(PROG, lambda: _train(args, rank), debug=args.debug)
+
+
+def _train(args: argparse.Namespace, rank: int) -> int:
+    from nlvideo.config import config_to_yaml, load_config
+
+    cfg = load_config(args.config, args.overrides)
     if args.resume:
         cfg.train.resume = args.resume
     if args.print_config:
         print(config_to_yaml(cfg), end="")
         return 0
 
-    # fvcore (under pytorchvideo) calls torch.jit.script at import time.
-    warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*", category=FutureWarning)
-    from nlvideo.engine.trainer import run_training  # heavy imports after argument checks
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    from nlvideo.metrics import format_percent
+    from nlvideo.pipeline import run_training
 
     start = time.perf_counter()
     with logging_redirect_tqdm():
@@ -73,3 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"{len(metrics['failed'])} failed)"
             )
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

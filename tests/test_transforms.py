@@ -7,15 +7,17 @@ import torch
 import torch.nn.functional as F
 
 from nlvideo.data.dataset import ClipBatch
-from nlvideo.data.gpu import (
+from nlvideo.data.sampling import crop_offsets, resized_shape
+from nlvideo.data.transforms import (
     KINETICS_MEAN,
     KINETICS_STD,
-    DeviceTransform,
+    TestTransform,
     TrainParams,
+    TrainTransform,
     prefetch,
     to_device,
 )
-from nlvideo.data.sampling import crop_offsets, resized_shape
+from nlvideo.data.video import VideoFailure
 
 CROP = 16
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
@@ -40,13 +42,18 @@ def reference_scale(clip: torch.Tensor, short: int) -> torch.Tensor:
     return out.transpose(0, 1)
 
 
-def train_transform(**kw) -> DeviceTransform:
-    return DeviceTransform(mode="train", crop_size=CROP, train_scale=(20, 26), **kw)
+def train_transform(**kw) -> TrainTransform:
+    return TrainTransform(crop_size=CROP, scale=(20, 26), **kw)
+
+
+def views_transform(**kw) -> TestTransform:
+    return TestTransform(crop_size=CROP, scale=20, **kw)
+
 
 
 def test_normalisation_uses_kinetics_mean_and_std():
     x = torch.tensor([0.0, 255.0]).view(1, 1, 2).expand(1, 3, 2)
-    out = DeviceTransform(mode="test").normalize(x)
+    out = TestTransform().normalize(x)
     assert torch.allclose(out[0, :, 0], torch.full((3,), -2.0))
     assert torch.allclose(out[0, :, 1], torch.full((3,), 0.55 / 0.225))
 
@@ -59,7 +66,7 @@ def test_train_crop_without_rescale_equals_slicing():
         x=torch.tensor([0, 12, 5, 7]),
         flip=torch.tensor([False, False, True, True]),
     )
-    out = train_transform().apply_train(clips, params)
+    out = train_transform().apply_params(clips, params)
     for i in range(4):
         y, x = int(params.y[i]), int(params.x[i])
         crop = clips[i : i + 1, :, :, y : y + CROP, x : x + CROP]
@@ -76,7 +83,7 @@ def test_train_scale_and_crop_equal_interpolate_then_slice():
         x=torch.tensor([9, 20, 0, 3]),
         flip=torch.tensor([True, False, False, True]),
     )
-    out = train_transform().apply_train(clips, params)
+    out = train_transform().apply_params(clips, params)
     assert out.shape == (4, 3, 3, CROP, CROP) and out.dtype == torch.float32
     for i in range(4):
         scaled = reference_scale(clips[i], int(params.scale[i]))
@@ -88,7 +95,7 @@ def test_train_scale_and_crop_equal_interpolate_then_slice():
 
 
 def test_train_params_stay_inside_the_scaled_frame_and_flip_half_the_time():
-    params = train_transform(seed=0).sample_train_params(2000, 20, 28)
+    params = train_transform(seed=0).sample_params(2000, 20, 28)
     assert params.scale.min() == 20 and params.scale.max() == 26
     for s, y, x in zip(params.scale.tolist(), params.y.tolist(), params.x.tolist(), strict=True):
         h, w = resized_shape(20, 28, s)
@@ -104,14 +111,14 @@ def test_train_transform_is_reproducible_with_a_seed():
 
 
 def test_no_flip_option_never_flips():
-    assert not train_transform(flip=False, seed=0).sample_train_params(100, 20, 28).flip.any()
+    assert not train_transform(flip=False, seed=0).sample_params(100, 20, 28).flip.any()
 
 
 @pytest.mark.parametrize(("h", "w"), [(20, 28), (28, 20)])
 @pytest.mark.parametrize("num_crops", [1, 3])
 def test_test_crops_equal_slicing_in_view_order(h, w, num_crops):
     clips = random_clips(n=2, h=h, w=w)
-    out = DeviceTransform(mode="test", crop_size=CROP, test_scale=20, num_crops=num_crops)(clips)
+    out = views_transform(num_crops=num_crops)(clips)
     assert out.shape == (2 * num_crops, 3, 3, CROP, CROP)
     for i in range(2):
         for k, (y, x) in enumerate(crop_offsets(h, w, CROP, num_crops)):
@@ -121,7 +128,7 @@ def test_test_crops_equal_slicing_in_view_order(h, w, num_crops):
 
 def test_test_transform_rescales_when_the_decoder_did_not():
     clips = random_clips(n=1, h=24, w=30)
-    out = DeviceTransform(mode="test", crop_size=CROP, test_scale=20)(clips)
+    out = views_transform()(clips)
     scaled = reference_scale(clips[0], 20)[None]
     for k, (y, x) in enumerate(crop_offsets(*scaled.shape[-2:], CROP, 3)):
         expected = reference_normalize(scaled[..., y : y + CROP, x : x + CROP])
@@ -130,7 +137,7 @@ def test_test_transform_rescales_when_the_decoder_did_not():
 
 def test_mixed_sizes_give_the_same_result_as_one_video_at_a_time():
     videos = [random_clips(2, h=20, w=28, seed=1), random_clips(1, h=28, w=20), random_clips(3)]
-    transform = DeviceTransform(mode="test", crop_size=CROP, test_scale=20)
+    transform = views_transform()
     out = transform(videos)
     assert torch.equal(out, torch.cat([transform(v) for v in videos]))
 
@@ -141,20 +148,20 @@ def make_batch(clip_index, labels, video_index, failed=()) -> ClipBatch:
         clips=random_clips(n=n),
         labels=torch.tensor(labels),
         video_index=torch.tensor(video_index),
-        clip_index=torch.tensor(clip_index),
+        view_index=torch.tensor(clip_index),
         failed=list(failed),
         replaced=2,
     )
 
 
 def test_to_device_expands_labels_and_numbers_views_in_test_mode():
-    batch = make_batch([0, 1, 0], [5, 5, 7], [10, 10, 11], failed=[(12, "x.mp4", "bad")])
-    out = to_device(batch, "cpu", DeviceTransform(mode="test", crop_size=CROP, test_scale=20))
+    batch = make_batch([0, 1, 0], [5, 5, 7], [10, 10, 11], failed=[VideoFailure(12, "x.mp4", "bad")])
+    out = to_device(batch, "cpu", views_transform())
     assert out.clips.shape == (9, 3, 3, CROP, CROP)
     assert out.labels.tolist() == [5] * 6 + [7] * 3
     assert out.video_index.tolist() == [10] * 6 + [11] * 3
     assert out.view_index.tolist() == [0, 1, 2, 3, 4, 5, 0, 1, 2]
-    assert out.failed == [(12, "x.mp4", "bad")] and out.replaced == 2
+    assert out.failed == [VideoFailure(12, "x.mp4", "bad")] and out.replaced == 2
 
 
 def test_to_device_keeps_one_clip_per_row_in_train_mode():
@@ -166,26 +173,24 @@ def test_to_device_keeps_one_clip_per_row_in_train_mode():
 
 def test_cpu_prefetch_equals_the_plain_loop():
     batches = [make_batch([0], [1], [0]), make_batch([0, 1], [2, 2], [1, 1])]
-    transform = DeviceTransform(mode="test", crop_size=CROP, test_scale=20)
+    transform = views_transform()
     for got, batch in zip(prefetch(batches, "cpu", transform), batches, strict=True):
         assert torch.equal(got.clips, to_device(batch, "cpu", transform).clips)
 
 
-def test_prefetch_rejects_a_crop_count_other_than_the_datasets():
-    class Loader(list):
-        dataset = type("D", (), {"num_crops": 1})()
-
-    transform = DeviceTransform(mode="test", crop_size=CROP, test_scale=20, num_crops=3)
-    with pytest.raises(ValueError, match="num_crops"):
-        next(prefetch(Loader([make_batch([0], [1], [0])]), "cpu", transform))
-
-
 @pytest.mark.parametrize(
-    "kw", [{"mode": "val"}, {"num_crops": 2}, {"train_scale": (200, 300)}, {"test_scale": 100}]
+    ("make", "kw"),
+    [
+        (TestTransform, {"num_crops": 2}),
+        (TestTransform, {"crop_size": 224, "scale": 100}),
+        (TrainTransform, {"crop_size": 224, "scale": (200, 300)}),
+        (TrainTransform, {"scale": (300, 200)}),
+        (TrainTransform, {"mean": (0.5, 0.5)}),
+    ],
 )
-def test_bad_transform_arguments_raise(kw):
+def test_bad_transform_arguments_raise(make, kw):
     with pytest.raises(ValueError):
-        DeviceTransform(**{"mode": "train"} | kw)
+        make(**kw)
 
 
 @pytest.mark.gpu
@@ -193,9 +198,14 @@ def test_bad_transform_arguments_raise(kw):
 @pytest.mark.parametrize("mode", ["train", "test"])
 def test_cuda_transform_matches_cpu(mode):
     clips = random_clips(n=8, t=4, h=40, w=56)
-    kw = dict(mode=mode, crop_size=32, train_scale=(40, 52), test_scale=40, seed=0)
-    cpu = DeviceTransform(**kw)(clips)
-    cuda = DeviceTransform(**kw)(clips.cuda())
+
+    def make():
+        if mode == "train":
+            return TrainTransform(crop_size=32, scale=(40, 52), seed=0)
+        return TestTransform(crop_size=32, scale=40)
+
+    cpu = make()(clips)
+    cuda = make()(clips.cuda())
     assert torch.allclose(cuda.cpu(), cpu, atol=1e-3)
 
 
@@ -203,7 +213,7 @@ def test_cuda_transform_matches_cpu(mode):
 @needs_cuda
 def test_cuda_prefetch_overlaps_and_matches_cpu():
     batches = [make_batch([0, 1, 2], [1, 1, 1], [0, 0, 0]).pin_memory() for _ in range(4)]
-    transform = DeviceTransform(mode="test", crop_size=CROP, test_scale=20)
+    transform = views_transform()
     got = list(prefetch(batches, "cuda", transform))
     assert len(got) == 4 and got[0].clips.is_cuda
     for g, b in zip(got, batches, strict=True):

@@ -10,19 +10,16 @@ import av
 import numpy as np
 import pytest
 
-from nlvideo.data.annotations import load_classes, load_video_list
-from nlvideo.data.synthetic import (
-    CLASSES,
-    REVERSED_CLASS,
+from nlvideo.builtin.generate import (
     SyntheticParams,
     _clip_rng,
-    class_pairs,
     generate_builtin_dataset,
-    render_clip,
     render_dataset_clip,
     rgb_to_yuv420p,
     write_mp4,
 )
+from nlvideo.builtin.render import CLASSES, REVERSED_CLASS, class_pairs, render_clip
+from nlvideo.data.annotations import load_classes, load_video_list
 
 SMALL = {"num_train": 16, "num_val": 8, "size": 32, "min_frames": 8, "max_frames": 12}
 

@@ -1,0 +1,48 @@
+"""What every command shares: logging, the import-time warning filter, user-error exits."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import warnings
+from collections.abc import Callable
+
+USAGE_ERROR = 2  # exit status of a user mistake (bad argument, key, file or list line)
+INTERRUPTED = 130  # exit status after Ctrl-C, as a shell reports it
+
+
+def setup_logging(level: int) -> None:
+    """Timestamped ``LEVEL name: message`` lines on stderr; silences import-time warnings."""
+    logging.basicConfig(
+        level=level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    # fvcore (under pytorchvideo) calls torch.jit.script at import time; the filter must be
+    # in place before the first import of nlvideo.models.
+    warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*", category=FutureWarning)
+
+
+def run_command(prog: str, job: Callable[[], int], *, debug: bool = False) -> int:
+    """Run ``job``; a user mistake becomes one line on stderr and exit status 2.
+
+    User mistakes are ``ValueError`` (bad keys, values, lists and checkpoints; their messages
+    name the key, file or line) and ``FileNotFoundError``. With ``debug`` they propagate with
+    their traceback.
+    """
+    try:
+        return job()
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return INTERRUPTED
+    except (ValueError, FileNotFoundError) as e:
+        if debug:
+            raise
+        message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        print(f"{prog}: error: {message}", file=sys.stderr)
+        return USAGE_ERROR
+
+
+def add_debug_flag(parser) -> None:
+    """``--debug``: show the traceback of a user mistake instead of one line."""
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")

@@ -1,0 +1,25 @@
+"""Mixed precision: which autocast a run uses on its device, as one context manager."""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+
+AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def effective_amp(amp: str, device: torch.device) -> str:
+    """The autocast mode used on ``device``: ``amp`` on CUDA, "none" elsewhere."""
+    if amp != "none" and amp not in AMP_DTYPES:
+        raise ValueError(f"amp must be one of none, bf16, fp16; got {amp!r}")
+    return amp if device.type == "cuda" else "none"
+
+
+def autocast(device: torch.device, amp: str) -> contextlib.AbstractContextManager:
+    """``torch.autocast`` for "bf16" / "fp16", a no-op for "none"."""
+    if amp == "none":
+        return contextlib.nullcontext()
+    if amp not in AMP_DTYPES:
+        raise ValueError(f"amp must be one of none, bf16, fp16; got {amp!r}")
+    return torch.autocast(device_type=device.type, dtype=AMP_DTYPES[amp])
