@@ -30,8 +30,8 @@ import numpy as np
 
 from nlvideo.builtin import REVERSED_CLASS
 from nlvideo.config import load_config
-from nlvideo.engine.trainer import run_training
 from nlvideo.metrics import format_percent
+from nlvideo.pipeline import run_training
 
 _pct = functools.partial(format_percent, digits=1)  # table cells: one decimal
 

@@ -190,3 +190,47 @@ def dataset(paths, mode="train", **kw) -> VideoClipDataset:
     records = [VideoRecord(str(p), i, f"v{i}") for i, p in enumerate(paths)]
     kw = {"num_frames": 4, "stride": 3, "short_side": None, "num_clips": 3} | kw
     return VideoClipDataset(records, mode=mode, **kw)
+
+
+def write_checkpoint(path: str | Path, classes: list[str], overrides: list[str]) -> Path:
+    """A c2d_tiny checkpoint in the contract format, its config = defaults + ``overrides``."""
+    import torch
+
+    from nlvideo.config import config_to_dict, load_config
+    from nlvideo.engine.checkpoint import save_checkpoint
+    from nlvideo.models import build_model
+    from nlvideo.models.pretrained import FORMAT
+
+    cfg = load_config(None, ["model.name=c2d_tiny", *overrides])
+    torch.manual_seed(0)
+    model = build_model("c2d_tiny", num_classes=len(classes))
+    state = {
+        "format": FORMAT,
+        "model": model.state_dict(),
+        "model_name": "c2d_tiny",
+        "model_kwargs": {"num_classes": len(classes)},
+        "classes": list(classes),
+        "config": config_to_dict(cfg),
+        "epoch": 1,
+        "step": 1,
+        "optimizer": {},
+        "scheduler": {},
+        "scaler": {},
+        "rng": [],
+        "sampler": {},
+        "best_metric": 0.0,
+    }
+    save_checkpoint(path, state)
+    return Path(path)
+
+
+# Test-time settings of the tiny checkpoints (4 frames at stride 2, 32-pixel views).
+TINY_TEST_VIEWS = [
+    "data.num_frames=4",
+    "data.stride=2",
+    "data.short_side=32",
+    "data.train_scale=[32,40]",
+    "data.crop_size=32",
+    "data.test_scale=32",
+    "data.num_crops=1",
+]

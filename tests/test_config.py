@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import pytest
@@ -14,7 +13,6 @@ from nlvideo.config import (
     config_to_yaml,
     load_config,
 )
-from nlvideo.engine.optim import LRSchedule, schedule_steps
 from nlvideo.models import MODELS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -152,39 +150,3 @@ def test_all_five_recipes_exist():
         "i3d_nl5_r50_32x2",
         "i3d_nl10_r50_32x2",
     } <= names
-
-
-class _Opt:
-    """Just enough of an optimiser for LRSchedule."""
-
-    def __init__(self, lr: float) -> None:
-        self.param_groups = [{"lr": lr}]
-
-
-@pytest.mark.parametrize("name", ["i3d_nl5_r50_32x2", "i3d_nl10_r50_32x2"])
-def test_paper_recipe_lr_is_0p01_divided_by_10_at_150k_and_300k_of_400k(name):
-    cfg = load_config(REPO / "configs" / "kinetics400" / f"{name}.yaml")
-    steps = schedule_steps(cfg.optim, cfg.train, steps_per_epoch=3000)
-    assert steps["total_steps"] == 400_000
-    sched = LRSchedule(_Opt(cfg.optim.lr), **steps, kind=cfg.optim.schedule, gamma=cfg.optim.gamma)
-    expected = {0: 0.01, 149_999: 0.01, 150_000: 0.001, 299_999: 0.001, 300_000: 0.0001}
-    for step, lr in expected.items():
-        assert cfg.optim.lr * sched.factor(step) == pytest.approx(lr)
-    assert (cfg.optim.weight_decay, cfg.optim.momentum, cfg.model.dropout) == (1e-4, 0.9, 0.5)
-    assert cfg.data.train_scale == [256, 320] and cfg.data.crop_size == 224
-    assert cfg.data.num_clips == 10
-
-
-def test_pyslowfast_recipe_warms_up_from_0p01_then_cosine():
-    cfg = load_config(REPO / "configs" / "kinetics400" / "i3d_nl5_r50_8x8.yaml")
-    spe = 100
-    sched = LRSchedule(
-        _Opt(cfg.optim.lr),
-        **schedule_steps(cfg.optim, cfg.train, spe),
-        warmup_start_factor=cfg.optim.warmup_start_factor,
-        kind=cfg.optim.schedule,
-    )
-    assert cfg.optim.lr * sched.factor(0) == pytest.approx(0.01)
-    epoch_60 = 0.1 * 0.5 * (1 + math.cos(math.pi * 60 / 196))  # PySlowFast's cosine formula
-    assert cfg.optim.lr * sched.factor(60 * spe) == pytest.approx(epoch_60)
-    assert cfg.optim.lr * sched.factor(196 * spe) == pytest.approx(0.0)

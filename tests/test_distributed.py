@@ -12,10 +12,10 @@ import torch
 import torch.multiprocessing as mp
 
 from nlvideo.builtin import generate_builtin_dataset
+from nlvideo.cli.eval import main as eval_main
 from nlvideo.config import config_from_dict, config_to_dict, load_config
 from nlvideo.engine.checkpoint import load_checkpoint
 from nlvideo.engine.distributed import all_gather_objects, init_distributed
-from nlvideo.eval import main as eval_main
 
 DATA = {"num_train": 8, "num_val": 6, "seed": 0, "size": 32, "min_frames": 12, "max_frames": 16}
 
@@ -35,7 +35,7 @@ def _worker(rank: int, world_size: int, port: int, cfg_dict: dict, result: str) 
         WORLD_SIZE=str(world_size),
     )
     torch.set_num_threads(1)
-    from nlvideo.engine.trainer import run_training
+    from nlvideo.pipeline import run_training
 
     metrics = run_training(config_from_dict(cfg_dict))
     Path(f"{result}.{rank}").write_text(json.dumps(metrics))

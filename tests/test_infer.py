@@ -1,4 +1,4 @@
-"""nlvideo.infer: top-k per video, per-window timelines, any size/length, broken files."""
+"""nlvideo-infer and the Predictor: top-k per video, timelines, any size or length, broken files."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import make_video
+from conftest import TINY_TEST_VIEWS, make_video, write_checkpoint
 
-from nlvideo.infer import build_predictor, main
+from nlvideo.cli.infer import main
+from nlvideo.pipeline import build_predictor
 
 CLASSES = ["alpha", "bravo", "charlie", "delta", "echo"]  # names only the checkpoint knows
 CLIPS = 3
@@ -17,49 +18,9 @@ CLIPS = 3
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-    """A c2d_tiny checkpoint in the contract format (saved with the engine's save_checkpoint)."""
-    from nlvideo.config import config_to_dict, load_config
-    from nlvideo.engine.checkpoint import FORMAT, save_checkpoint
-    from nlvideo.models import build_model
-
-    cfg = load_config(
-        None,
-        [
-            "model.name=c2d_tiny",
-            "data.num_frames=4",
-            "data.stride=2",
-            "data.short_side=32",
-            "data.train_scale=[32,40]",
-            "data.crop_size=32",
-            "data.test_scale=32",
-            f"data.num_clips={CLIPS}",
-            "data.num_crops=1",
-            "data.backend=pyav",
-        ],
-    )
-    torch.manual_seed(0)
-    model = build_model("c2d_tiny", num_classes=len(CLASSES))
     path = tmp_path_factory.mktemp("infer") / "best.pt"
-    save_checkpoint(
-        path,
-        {
-            "format": FORMAT,
-            "model": model.state_dict(),
-            "model_name": "c2d_tiny",
-            "model_kwargs": {"num_classes": len(CLASSES)},
-            "classes": CLASSES,
-            "config": config_to_dict(cfg),
-            "epoch": 1,
-            "step": 1,
-            "optimizer": {},
-            "scheduler": {},
-            "scaler": {},
-            "rng": [],
-            "sampler": {},
-            "best_metric": 0.0,
-        },
-    )
-    return path
+    views = [*TINY_TEST_VIEWS, f"data.num_clips={CLIPS}", "data.backend=pyav"]
+    return write_checkpoint(path, CLASSES, views)
 
 
 def _moving_bar(i: int, height: int, width: int) -> np.ndarray:
@@ -132,12 +93,13 @@ def test_bad_checkpoint_is_a_usage_error(tmp_path, videos, capsys):
 def test_probabilities_equal_the_evaluation_pipelines(checkpoint, videos):
     from nlvideo.data.annotations import VideoRecord
     from nlvideo.engine.checkpoint import load_checkpoint
-    from nlvideo.eval import build_test_batches, checkpoint_config
+    from nlvideo.engine.distributed import init_distributed
+    from nlvideo.pipeline import build_test_batches, checkpoint_config
 
     predictor = build_predictor(checkpoint, device="cpu", overrides=["data.num_crops=3"])
     cfg = checkpoint_config(load_checkpoint(checkpoint), ["data.num_crops=3"])
     record = VideoRecord(str(videos["qcif"]), 0, "qcif")
-    (batch,) = list(build_test_batches(cfg, [record], torch.device("cpu")))
+    (batch,) = list(build_test_batches(cfg, [record], init_distributed("cpu")))
     with torch.inference_mode():
         expected = torch.softmax(predictor.model(batch.clips), dim=1).mean(0).numpy()
     pred = predictor.predict(videos["qcif"])

@@ -11,13 +11,12 @@ import pytest
 import torch
 from torch import nn
 
+from nlvideo import pipeline
 from nlvideo.builtin import generate_builtin_dataset
-from nlvideo.config import Config, OptimConfig, load_config
-from nlvideo.engine import trainer as trainer_module
+from nlvideo.config import Config, load_config
 from nlvideo.engine.checkpoint import load_checkpoint
-from nlvideo.engine.optim import LRSchedule, build_optimizer, param_groups
-from nlvideo.engine.trainer import run_training
 from nlvideo.models import build_model
+from nlvideo.pipeline import run_training
 
 DATA = {"num_train": 8, "num_val": 4, "seed": 0, "size": 32, "min_frames": 12, "max_frames": 16}
 
@@ -130,9 +129,9 @@ class _NaNAfter(nn.Module):
 
 
 def test_nan_loss_stops_the_run_naming_the_step(data_root, tmp_path, monkeypatch):
-    real_build = trainer_module.build_model
+    real_build = pipeline.build_model
     monkeypatch.setattr(
-        trainer_module, "build_model", lambda *a, **k: _NaNAfter(real_build(*a, **k), n=3)
+        pipeline, "build_model", lambda *a, **k: _NaNAfter(real_build(*a, **k), n=3)
     )
     with pytest.raises(FloatingPointError, match=r"step 3\b"):
         run_training(tiny_config(data_root, tmp_path))
@@ -188,63 +187,3 @@ def test_gpu_options_train_with_finite_loss(data_root, tmp_path, amp):
     assert metrics["num_evaluated"] == DATA["num_val"]
     scaler = load_checkpoint(tmp_path / "last.pt")["scaler"]
     assert bool(scaler) == (amp == "fp16")  # GradScaler only for fp16
-
-
-# --------------------------------------------------------------------------- optimiser
-
-
-class _Opt:
-    def __init__(self, lr: float) -> None:
-        self.param_groups = [{"lr": lr}]
-
-
-def test_warmup_rises_linearly_to_the_cosine_curve():
-    sched = LRSchedule(_Opt(1.0), total_steps=100, warmup_steps=10, warmup_start_factor=0.1)
-    cosine = [0.5 * (1 + math.cos(math.pi * s / 100)) for s in range(101)]
-    for s in range(10):
-        assert sched.factor(s) == pytest.approx(0.1 + (cosine[10] - 0.1) * s / 10)
-    for s in range(10, 101):
-        assert sched.factor(s) == pytest.approx(cosine[s])
-
-
-def test_step_schedule_multiplies_by_gamma_at_each_milestone():
-    sched = LRSchedule(_Opt(1.0), total_steps=30, kind="step", milestones=[10, 20], gamma=0.5)
-    assert [sched.factor(s) for s in (0, 9, 10, 19, 20, 29)] == [1, 1, 0.5, 0.5, 0.25, 0.25]
-
-
-def test_schedule_sets_the_optimiser_lr_each_step_and_resumes_from_its_state():
-    opt = _Opt(0.2)
-    sched = LRSchedule(opt, total_steps=10, kind="step", milestones=[3])
-    for _ in range(3):
-        sched.step()
-    assert opt.param_groups[0]["lr"] == pytest.approx(0.02)
-    other = _Opt(0.2)
-    LRSchedule(other, total_steps=10, kind="step", milestones=[3]).load_state_dict(
-        sched.state_dict()
-    )
-    assert other.param_groups[0]["lr"] == pytest.approx(0.02)
-
-
-def test_no_decay_option_puts_every_norm_and_bias_parameter_in_the_zero_decay_group():
-    model = build_model("i3d_nl_tiny", num_classes=4)
-    decay, no_decay = param_groups(model, weight_decay=1e-4, no_decay_bn_bias=True)
-    assert no_decay["weight_decay"] == 0.0
-    zero = {id(p) for p in no_decay["params"]}
-    for name, module in model.named_modules():
-        if isinstance(module, nn.modules.batchnorm._BatchNorm):
-            assert id(module.weight) in zero and id(module.bias) in zero, name
-        if getattr(module, "bias", None) is not None:
-            assert id(module.bias) in zero, name
-    n_params = len(list(model.parameters()))
-    assert len(decay["params"]) + len(no_decay["params"]) == n_params
-
-
-@pytest.mark.parametrize(("name", "kind"), [("sgd", torch.optim.SGD), ("adamw", torch.optim.AdamW)])
-def test_optimizer_is_chosen_by_name_with_the_configured_decay_groups(name, kind):
-    model = build_model("i3d_nl_tiny", num_classes=4)
-    opt = build_optimizer(model, OptimConfig(name=name, lr=0.003, weight_decay=0.05))
-    assert isinstance(opt, kind)
-    assert [g["weight_decay"] for g in opt.param_groups] == [0.05, 0.0]
-    assert all(g["lr"] == 0.003 for g in opt.param_groups)
-    with pytest.raises(ValueError, match=r"optim\.name"):
-        build_optimizer(model, OptimConfig(name="adam"))

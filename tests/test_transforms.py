@@ -50,7 +50,6 @@ def views_transform(**kw) -> TestTransform:
     return TestTransform(crop_size=CROP, scale=20, **kw)
 
 
-
 def test_normalisation_uses_kinetics_mean_and_std():
     x = torch.tensor([0.0, 255.0]).view(1, 1, 2).expand(1, 3, 2)
     out = TestTransform().normalize(x)
@@ -155,13 +154,14 @@ def make_batch(clip_index, labels, video_index, failed=()) -> ClipBatch:
 
 
 def test_to_device_expands_labels_and_numbers_views_in_test_mode():
-    batch = make_batch([0, 1, 0], [5, 5, 7], [10, 10, 11], failed=[VideoFailure(12, "x.mp4", "bad")])
+    failure = VideoFailure(12, "x.mp4", "bad")
+    batch = make_batch([0, 1, 0], [5, 5, 7], [10, 10, 11], failed=[failure])
     out = to_device(batch, "cpu", views_transform())
     assert out.clips.shape == (9, 3, 3, CROP, CROP)
     assert out.labels.tolist() == [5] * 6 + [7] * 3
     assert out.video_index.tolist() == [10] * 6 + [11] * 3
     assert out.view_index.tolist() == [0, 1, 2, 3, 4, 5, 0, 1, 2]
-    assert out.failed == [VideoFailure(12, "x.mp4", "bad")] and out.replaced == 2
+    assert out.failed == [failure] and out.replaced == 2
 
 
 def test_to_device_keeps_one_clip_per_row_in_train_mode():

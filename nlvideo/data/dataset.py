@@ -2,7 +2,7 @@
 
 Collation: frames are resized at decode time so the short side is `short_side` (256), which
 makes every 4:3 video 256x340, every 16:9 one 256x455, and so on; cropping and all float work
-happen later on the device (`nlvideo.data.gpu.DeviceTransform`), which needs the full frame for
+happen later on the device (`nlvideo.data.transforms`), which needs the full frame for
 scale jitter and for the 3 test crops along the long side. `collate_items` therefore stacks the
 clips into one (N, 3, T, H, W) tensor when they share a size (the common case) and otherwise
 keeps a list of per-video tensors; the device transform handles both, batching videos of equal

@@ -1,4 +1,4 @@
-"""nlvideo.eval: multi-view aggregation, failed videos, DDP de-duplication, reports, CLI."""
+"""evaluate(): multi-view aggregation, failed videos, DDP de-duplication, mixed precision."""
 
 from __future__ import annotations
 
@@ -16,8 +16,10 @@ from sklearn.metrics import accuracy_score, balanced_accuracy_score, top_k_accur
 from torch import nn
 
 from nlvideo.data.annotations import VideoRecord
-from nlvideo.data.gpu import DeviceBatch
-from nlvideo.eval import EvalReport, evaluate, main
+from nlvideo.data.transforms import DeviceBatch
+from nlvideo.data.video import VideoFailure
+from nlvideo.engine.evaluate import evaluate
+from nlvideo.metrics import EvalReport
 
 NUM_CLASSES = 6
 NUM_VIEWS = 4
@@ -69,7 +71,11 @@ def _batches(
                 labels=torch.tensor([records[v].label for v in ok for _ in range(NUM_VIEWS)]),
                 video_index=torch.tensor([v for v in ok for _ in range(NUM_VIEWS)]),
                 view_index=torch.tensor([k for _ in ok for k in range(NUM_VIEWS)]),
-                failed=[(v, records[v].path, "moov atom not found") for v in group if v in failed],
+                failed=[
+                    VideoFailure(v, records[v].path, "moov atom not found")
+                    for v in group
+                    if v in failed
+                ],
                 replaced=0,
             )
         )
@@ -113,9 +119,10 @@ def test_metrics_match_sklearn_on_view_averaged_softmax():
 
 
 def test_report_does_not_depend_on_how_views_are_batched(monkeypatch):
-    import nlvideo.eval
+    import nlvideo.engine.evaluate
 
-    monkeypatch.setattr(nlvideo.eval, "_HOST_EVERY", 3)  # exercise the grouped host copies
+    # exercise the grouped host copies
+    monkeypatch.setattr(nlvideo.engine.evaluate, "_HOST_EVERY", 3)
     records, logits = _records(10), _view_logits(10, seed=6)
     one = evaluate(
         LogitsInClip(),
@@ -136,9 +143,7 @@ def test_failed_video_is_listed_counted_and_left_out_of_accuracy():
     records, logits = _records(12), _view_logits(12, seed=1)
     batches = _batches(logits, records, [[0, 1, 2, 3, 4, 5], [6, 7, 8, 9, 10, 11]], failed={7})
     report = evaluate(LogitsInClip(), batches, records=records, classes=list("abcdef"))
-    assert report.failed == [
-        {"video_index": 7, "path": "/videos/v7.mp4", "reason": "moov atom not found"}
-    ]
+    assert report.failed == [VideoFailure(7, "/videos/v7.mp4", "moov atom not found")]
     assert (report.num_videos, report.num_evaluated) == (12, 11)
     _assert_matches(report, _reference(logits, records, [v for v in range(12) if v != 7]))
 
@@ -147,8 +152,8 @@ def test_video_without_views_or_error_is_reported_as_not_evaluated():
     records, logits = _records(6), _view_logits(6)
     batches = _batches(logits, records, [[0, 1, 2, 4, 5]])
     report = evaluate(LogitsInClip(), batches, records=records, classes=list("abcdef"))
-    assert [f["video_index"] for f in report.failed] == [3]
-    assert "not evaluated" in report.failed[0]["reason"]
+    assert [f.video_index for f in report.failed] == [3]
+    assert "not evaluated" in report.failed[0].reason
 
 
 def test_repeated_views_from_sampler_padding_are_counted_once():
@@ -188,24 +193,29 @@ def test_model_mode_is_restored_and_chunked_forward_gives_the_same_report():
     assert chunked.to_dict() == whole.to_dict()
 
 
-def test_real_network_with_bf16_autocast_runs_on_cpu():
+def test_bf16_autocast_scores_a_real_network_like_float32():
     from nlvideo.models import build_model
 
+    torch.manual_seed(0)
     model = build_model("c2d_tiny", num_classes=NUM_CLASSES)
     records = _records(3)
     gen = torch.Generator().manual_seed(0)
-    batches = [
-        DeviceBatch(
-            clips=torch.randn(6, 3, 2, 16, 16, generator=gen),
-            labels=torch.tensor([0, 0, 1, 1, 2, 2]),
-            video_index=torch.tensor([0, 0, 1, 1, 2, 2]),
-            view_index=torch.tensor([0, 1, 0, 1, 0, 1]),
-            failed=[],
-            replaced=0,
-        )
-    ]
-    report = evaluate(model, batches, records=records, classes=list("abcdef"), amp="bf16")
-    assert report.num_evaluated == 3 and 0.0 <= report.video_top1 <= 1.0
+
+    def batches() -> list[DeviceBatch]:
+        return [
+            DeviceBatch(
+                clips=torch.randn(6, 3, 2, 16, 16, generator=gen.manual_seed(0)),
+                labels=torch.tensor([0, 0, 1, 1, 2, 2]),
+                video_index=torch.tensor([0, 0, 1, 1, 2, 2]),
+                view_index=torch.tensor([0, 1, 0, 1, 0, 1]),
+            )
+        ]
+
+    fp32 = evaluate(model, batches(), records=records, classes=list("abcdef"))
+    bf16 = evaluate(model, batches(), records=records, classes=list("abcdef"), amp="bf16")
+    assert bf16.num_evaluated == 3
+    np.testing.assert_allclose(bf16.video_probs, fp32.video_probs, atol=0.02)
+    assert not np.array_equal(bf16.video_probs, fp32.video_probs)  # autocast did apply
 
 
 def _free_port() -> int:
@@ -251,154 +261,9 @@ def test_distributed_results_are_gathered_without_padding_duplicates(tmp_path):
         )
 
 
-# --------------------------------------------------------------------------- report outputs
-
-
-@pytest.fixture
-def report() -> EvalReport:
-    records, logits = _records(8), _view_logits(8, seed=5)
-    batches = _batches(logits, records, [[0, 1, 2, 3, 4, 5, 6, 7]], failed={6})
-    # class "f" (5) has one video, class "a" (0) two; "g" has none -> NaN accuracy
-    return evaluate(LogitsInClip(), batches, records=records, classes=list("abcdef"))
-
-
-def test_json_report_holds_metrics_failed_videos_and_null_for_undefined(report, tmp_path):
-    report.per_class_accuracy["f"] = float("nan")
-    report.save_json(tmp_path / "sub" / "eval_report.json")
-    data = json.loads((tmp_path / "sub" / "eval_report.json").read_text())
-    assert data["video_top1"] == pytest.approx(report.video_top1)
-    assert data["num_failed"] == 1 and data["failed"][0]["path"] == "/videos/v6.mp4"
-    assert data["per_class_accuracy"]["f"] is None
-    assert np.array(data["confusion"]).sum() == report.num_evaluated
-
-
-def test_table_shows_headline_metrics_classes_and_failed_paths(report):
-    table = report.format_table()
-    assert f"{100 * report.video_top1:.2f}%" in table
-    assert f"{100 * report.clip_top1:.2f}%" in table
-    assert all(name in table for name in "abcdef")
-    assert "FAILED: 1 video(s)" in table and "/videos/v6.mp4: moov atom not found" in table
-
-
-def test_confusion_png_is_an_image(report, tmp_path):
-    from PIL import Image
-
-    report.save_confusion_png(tmp_path / "confusion.png")
-    with Image.open(tmp_path / "confusion.png") as img:
-        assert img.format == "PNG" and min(img.size) >= 300
-
-
 def test_accuracy_is_nan_not_zero_when_nothing_was_evaluated():
     records = _records(2)
     batches = _batches(_view_logits(2), records, [[0, 1]], failed={0, 1})
     report = evaluate(LogitsInClip(), batches, records=records, classes=list("abcdef"))
     assert math.isnan(report.video_top1) and report.to_dict()["video_top1"] is None
     assert len(report.failed) == 2
-
-
-# --------------------------------------------------------------------------- command line
-
-
-TINY_DATA = {"num_train": 8, "num_val": 8, "size": 32, "min_frames": 8, "max_frames": 12}
-
-
-@pytest.fixture(scope="module")
-def tiny_checkpoint(tmp_path_factory):
-    """A c2d_tiny checkpoint (contract format, via the engine) and a tiny built-in data set."""
-    from nlvideo.builtin import generate_builtin_dataset
-    from nlvideo.config import config_to_dict, load_config
-    from nlvideo.engine.checkpoint import FORMAT, save_checkpoint
-    from nlvideo.models import build_model
-
-    root = tmp_path_factory.mktemp("eval_cli")
-    data = generate_builtin_dataset(root / "data", workers=1, **TINY_DATA)
-    cfg = load_config(
-        None,
-        [
-            "model.name=c2d_tiny",
-            "data.num_frames=4",
-            "data.stride=2",
-            "data.short_side=32",
-            "data.train_scale=[32,40]",
-            "data.crop_size=32",
-            "data.test_scale=32",
-            "data.num_clips=3",
-            "data.num_crops=1",
-            f"synthetic.root={data.root}",
-            *[f"synthetic.{k}={v}" for k, v in TINY_DATA.items()],
-            "train.device=cpu",
-        ],
-    )
-    torch.manual_seed(0)
-    model = build_model("c2d_tiny", num_classes=len(data.classes))
-    path = root / "run" / "best.pt"
-    save_checkpoint(
-        path,
-        {
-            "format": FORMAT,
-            "model": model.state_dict(),
-            "model_name": "c2d_tiny",
-            "model_kwargs": {"num_classes": len(data.classes)},
-            "classes": data.classes,
-            "config": config_to_dict(cfg),
-            "epoch": 1,
-            "step": 1,
-            "optimizer": {},
-            "scheduler": {},
-            "scaler": {},
-            "rng": [],
-            "sampler": {},
-            "best_metric": 0.0,
-        },
-    )
-    return path, data
-
-
-def test_cli_evaluates_a_checkpoint_on_a_list_with_a_broken_video(
-    tiny_checkpoint, tmp_path, capsys
-):
-    ckpt, data = tiny_checkpoint
-    broken = tmp_path / "broken.mp4"
-    broken.write_bytes(b"not a video at all")
-    lines = [*data.val_list.read_text().splitlines()[:4], f"{broken} 0"]
-    listing = tmp_path / "list.txt"
-    listing.write_text("\n".join(lines) + "\n")
-    out = tmp_path / "out"
-    rc = main(
-        [
-            "--checkpoint",
-            str(ckpt),
-            "--list",
-            str(listing),
-            "--root",
-            str(data.root),
-            "--out",
-            str(out),
-            "data.num_clips=2",
-        ]
-    )
-    assert rc == 0
-    result = json.loads((out / "eval_report.json").read_text())
-    assert (result["num_videos"], result["num_evaluated"]) == (5, 4)
-    assert result["failed"][0]["path"] == str(broken)
-    assert result["num_clips"] == 4 * 2
-    assert (out / "confusion.png").is_file()
-    assert "broken.mp4" in capsys.readouterr().out
-
-
-def test_cli_reports_a_missing_checkpoint_without_a_traceback(tmp_path, capsys):
-    rc = main(["--checkpoint", str(tmp_path / "nope.pt")])
-    assert rc == 2 and "nope.pt" in capsys.readouterr().err
-
-
-def test_cli_defaults_to_the_built_in_validation_set_of_the_checkpoint(tiny_checkpoint, tmp_path):
-    ckpt, _ = tiny_checkpoint
-    assert main(["--checkpoint", str(ckpt), "--out", str(tmp_path)]) == 0
-    result = json.loads((tmp_path / "eval_report.json").read_text())
-    assert (result["num_videos"], result["num_evaluated"], result["num_clips"]) == (8, 8, 8 * 3)
-
-
-def test_cli_rejects_a_misspelled_override_naming_the_key(tiny_checkpoint, capsys):
-    ckpt, _ = tiny_checkpoint
-    assert main(["--checkpoint", str(ckpt), "data.num_clipz=2"]) == 2
-    assert "num_clipz" in capsys.readouterr().err
