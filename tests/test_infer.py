@@ -90,23 +90,6 @@ def test_bad_checkpoint_is_a_usage_error(tmp_path, videos, capsys):
     assert "bad.pt" in capsys.readouterr().err
 
 
-def test_probabilities_equal_the_evaluation_pipelines(checkpoint, videos):
-    from nlvideo.data.annotations import VideoRecord
-    from nlvideo.engine.checkpoint import load_checkpoint
-    from nlvideo.engine.distributed import init_distributed
-    from nlvideo.pipeline import build_test_batches, checkpoint_config
-
-    predictor = build_predictor(checkpoint, device="cpu", overrides=["data.num_crops=3"])
-    cfg = checkpoint_config(load_checkpoint(checkpoint), ["data.num_crops=3"])
-    record = VideoRecord(str(videos["qcif"]), 0, "qcif")
-    (batch,) = list(build_test_batches(cfg, [record], init_distributed("cpu")))
-    with torch.inference_mode():
-        expected = torch.softmax(predictor.model(batch.clips), dim=1).mean(0).numpy()
-    pred = predictor.predict(videos["qcif"])
-    assert pred.num_views == CLIPS * 3 == batch.clips.shape[0]
-    np.testing.assert_allclose(pred.probs, expected, rtol=1e-5, atol=1e-6)
-
-
 def test_per_window_timeline_covers_a_long_video(checkpoint, videos, capsys):
     rc, out = _run_json(
         capsys,
