@@ -135,20 +135,27 @@ def eval_records(
 # --------------------------------------------------------------------------- data objects
 
 
-def _dataset(cfg: Config, records: Sequence[VideoRecord], mode: str) -> VideoClipDataset:
+def _clip_options(cfg: Config) -> dict[str, Any]:
+    """How clips are sampled and decoded: the same for datasets and the predictor."""
     d = cfg.data
+    return {
+        "num_frames": d.num_frames,
+        "stride": d.stride,
+        "target_fps": d.target_fps,
+        "num_clips": d.num_clips,
+        "short_side": d.short_side or None,
+        "backend": d.backend,
+    }
+
+
+def _dataset(cfg: Config, records: Sequence[VideoRecord], mode: str) -> VideoClipDataset:
     return VideoClipDataset(
         records,
         mode=mode,
-        num_frames=d.num_frames,
-        stride=d.stride,
-        target_fps=d.target_fps,
-        num_clips=d.num_clips,
-        short_side=d.short_side or None,
-        backend=d.backend,
-        max_retries=d.max_retries,
+        **_clip_options(cfg),
+        max_retries=cfg.data.max_retries,
         seed=cfg.train.seed,
-        repeat_clips=d.repeat_clips,
+        repeat_clips=cfg.data.repeat_clips,
     )
 
 
@@ -315,17 +322,11 @@ def build_predictor(
     ckpt = load_checkpoint(checkpoint)
     cfg = checkpoint_config(ckpt, overrides)
     dev = resolve_device(device)
-    d = cfg.data
     return Predictor(
         build_model_from_checkpoint(ckpt, device=dev, source=str(checkpoint)),
         ckpt["classes"],
         transform=build_test_transform(cfg),
-        num_frames=d.num_frames,
-        stride=d.stride,
-        target_fps=d.target_fps,
-        num_clips=d.num_clips,
-        short_side=d.short_side or None,
-        backend=d.backend,
         device=dev,
         amp=cfg.train.amp,
+        **_clip_options(cfg),
     )

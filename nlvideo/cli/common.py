@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import logging
 import sys
 import warnings
@@ -43,6 +44,16 @@ def run_command(prog: str, job: Callable[[], int], *, debug: bool = False) -> in
         return USAGE_ERROR
 
 
-def add_debug_flag(parser) -> None:
-    """``--debug``: show the traceback of a user mistake instead of one line."""
+def new_parser(
+    prog: str, doc: str | None, *, epilog: str | None = None, checkpoint: bool = False
+) -> argparse.ArgumentParser:
+    """A command's parser: ``--debug`` (tracebacks of user mistakes), ``--checkpoint`` if asked.
+
+    The description is the first paragraph of ``doc`` (the command module's docstring).
+    """
+    description = (doc or "").split("\n\n")[0].replace("``", "")
+    parser = argparse.ArgumentParser(prog=prog, description=description, epilog=epilog)
     parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
+    if checkpoint:
+        parser.add_argument("--checkpoint", required=True, help="nlvideo checkpoint (.pt)")
+    return parser

@@ -1,4 +1,4 @@
-"""``nlvideo-eval``: multi-view evaluation of a checkpoint (clip / video / per-class accuracy).
+"""nlvideo-eval: multi-view evaluation of a checkpoint (clip, video, per-class accuracy).
 
 Command line::
 
@@ -14,18 +14,13 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from nlvideo.cli.common import add_debug_flag, run_command, setup_logging
+from nlvideo.cli.common import new_parser, run_command, setup_logging
 
 PROG = "nlvideo-eval"
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog=PROG,
-        description="Multi-view evaluation of an nlvideo checkpoint (clip/video accuracy, "
-        "per-class accuracy, confusion matrix).",
-    )
-    parser.add_argument("--checkpoint", required=True, help="nlvideo checkpoint (.pt)")
+    parser = new_parser(PROG, __doc__, checkpoint=True)
     parser.add_argument(
         "--list",
         default="",
@@ -33,7 +28,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--root", default=None, help="prefix for relative video paths")
     parser.add_argument("--out", default="", help="output folder (default: beside the checkpoint)")
-    add_debug_flag(parser)
     parser.add_argument("overrides", nargs="*", help="config overrides, e.g. data.num_clips=10")
     return parser.parse_args(argv)
 

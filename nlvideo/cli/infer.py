@@ -1,4 +1,4 @@
-"""``nlvideo-infer``: top-k classes of video files, or a timeline with ``--per-window``.
+"""nlvideo-infer: top-k classes of video files, or a timeline with --per-window.
 
 Command line::
 
@@ -18,7 +18,7 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from nlvideo.cli.common import add_debug_flag, run_command, setup_logging
+from nlvideo.cli.common import new_parser, run_command, setup_logging
 
 if TYPE_CHECKING:
     import numpy as np
@@ -29,13 +29,8 @@ PROG = "nlvideo-infer"
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        prog=PROG,
-        description="Top-k classes of video files (softmax averaged over clips x crops), "
-        "or a timeline over sliding windows with --per-window.",
-    )
+    p = new_parser(PROG, __doc__, checkpoint=True)
     p.add_argument("videos", nargs="+", metavar="VIDEO", help="video files")
-    p.add_argument("--checkpoint", required=True, help="nlvideo checkpoint (.pt)")
     p.add_argument("--topk", type=int, default=5, help="classes shown per video (default 5)")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.add_argument("--per-window", action="store_true", help="predictions over sliding windows")
@@ -44,7 +39,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--clips", type=int, help="temporal clips per video (default: checkpoint's)")
     p.add_argument("--crops", type=int, choices=(1, 3), help="spatial crops per clip")
     p.add_argument("--backend", choices=("decord", "pyav"), help="video reader")
-    add_debug_flag(p)
     args = p.parse_args(argv)
     if args.topk < 1:
         p.error(f"--topk must be >= 1, got {args.topk}")

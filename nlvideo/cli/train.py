@@ -1,4 +1,4 @@
-"""``nlvideo-train`` / ``python train.py``: parse arguments, load the config, run training."""
+"""nlvideo-train / python train.py: train a C2D/I3D (Non-local) video classifier, evaluate it."""
 
 from __future__ import annotations
 
@@ -9,16 +9,16 @@ import sys
 import time
 from collections.abc import Sequence
 
-from nlvideo.cli.common import add_debug_flag, run_command, setup_logging
+from nlvideo.cli.common import new_parser, run_command, setup_logging
 
 PROG = "nlvideo-train"
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog=PROG,
-        description="Train a C2D/I3D (Non-local) video classifier and evaluate it multi-view.",
-        epilog="Without --config: the built-in CPU job (generated data set, i3d_nl_tiny).",
+    parser = new_parser(
+        PROG,
+        __doc__,
+        epilog="Without --config: the built-in CPU job (generated data, i3d_nl_tiny).",
     )
     parser.add_argument("--config", "-c", help="YAML recipe, e.g. configs/kinetics400/*.yaml")
     parser.add_argument(
@@ -27,7 +27,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--print-config", action="store_true", help="print the resolved config and exit"
     )
-    add_debug_flag(parser)
     parser.add_argument(
         "overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. optim.lr=0.02"
     )
