@@ -128,3 +128,11 @@ def test_model_num_classes_must_match_the_data():
     cfg = load_config(None, ["model.num_classes=5"])
     with pytest.raises(ValueError, match=r"model\.num_classes=5 but the data has 8 classes"):
         pipeline.build_network(cfg, num_classes=8)
+
+
+def test_the_config_spells_exactly_the_options_the_networks_take():
+    """Adding a model option is one field in ModelConfig and one keyword of the builder."""
+    from nlvideo.config import ModelConfig
+    from nlvideo.models.entrypoints import OPTIONS
+
+    assert set(ModelConfig().model_kwargs(num_classes=1)) == {"num_classes", *OPTIONS}
