@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import itertools
 import math
+from typing import NamedTuple
 
 import pytest
 import torch
 from torch import nn
 
 from nlvideo.models import non_local
-from nlvideo.models.non_local import NLBlockND, _cuda_fused_attention_fits
+from nlvideo.models.non_local import NLBlockND
 
 MODES = ("gaussian", "embedded", "dot", "concatenate")
 SOFTMAX_MODES = ("gaussian", "embedded")
@@ -40,12 +41,47 @@ def randomise(block, seed=0):
     return block
 
 
+def record_sdpa(monkeypatch):
+    """Spies on ``scaled_dot_product_attention``: one ``(items, queries per item)`` per call."""
+    calls = []
+    sdpa = torch.nn.functional.scaled_dot_product_attention
+
+    def spy(query, *args, **kwargs):
+        calls.append((query.shape[0], query.shape[-2]))
+        return sdpa(query, *args, **kwargs)
+
+    monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention", spy)
+    return calls
+
+
+class Kernel(NamedTuple):
+    name: str  # "sdpa" or "sdpa-split"
+    calls: list[tuple[int, int]]  # as recorded by record_sdpa
+
+
 @pytest.fixture
 def kernel(request, monkeypatch):
-    """Forces the CPU softmax kernel's query split: none ("sdpa") or 5 chunks ("sdpa-split")."""
-    parts = 5 if request.param == "sdpa-split" else 1  # 5 divides no test length: padding too
-    monkeypatch.setattr(non_local, "_cpu_query_parts", lambda batch, length: parts)
-    return request.param
+    """The CPU softmax kernel without ("sdpa") or with ("sdpa-split") its query split.
+
+    The kernel splits a sample's queries into one chunk per thread, none shorter than the
+    module's minimum. With that minimum at 1 query, 10 threads split a batch of 2 into 5 chunks
+    per sample (5 divides no test length: padding too); 1 thread splits nothing.
+    """
+    split = request.param == "sdpa-split"
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 10 if split else 1)
+    monkeypatch.setattr(non_local, "_MIN_QUERIES_PER_PART", 1)
+    return Kernel(request.param, record_sdpa(monkeypatch))
+
+
+def assert_kernel_ran(kernel, batch, length):
+    """The softmax kernel ran on whole sequences ("sdpa") or on shorter chunks ("sdpa-split")."""
+    assert kernel.calls, "the fast path did not reach scaled_dot_product_attention"
+    for items, queries in kernel.calls:
+        if kernel.name == "sdpa-split":
+            assert items > batch and queries < length, (items, queries)
+            assert items * queries >= batch * length, (items, queries)  # every query is in one
+        else:
+            assert (items, queries) == (batch, length)
 
 
 # --------------------------------------------------------------------------- construction
@@ -178,6 +214,8 @@ def test_fast_path_matches_reference(kernel, mode, dimension, sub_sample, option
     z_fast = block(x)
     torch.testing.assert_close(z_fast, z_ref, rtol=0, atol=TOL[dtype])
     assert not torch.equal(z_ref, x)  # the comparison is not between two identities
+    if mode in SOFTMAX_MODES:
+        assert_kernel_ran(kernel, 2, math.prod(SHAPES[dimension]))
 
 
 @pytest.mark.parametrize("kernel", ["sdpa-split"], indirect=True)
@@ -188,15 +226,32 @@ def test_query_split_softmax_kernel_matches_reference(kernel, mode, dimension, d
     block = randomise(NLBlockND(8, mode=mode, dimension=dimension, scale_logits=True)).to(dtype)
     x = make_input(dimension, dtype=dtype)
     torch.testing.assert_close(block(x), block.forward_reference(x)[0], rtol=0, atol=TOL[dtype])
+    assert_kernel_ran(kernel, 2, math.prod(SHAPES[dimension]))
 
 
-def test_cpu_queries_split_to_one_chunk_per_thread(monkeypatch):
-    # PyTorch's CPU flash-attention backward only parallelises over batch x heads
+@pytest.mark.parametrize(
+    ("batch", "length", "chunks"),
+    [
+        (1, 4096, 4),  # one chunk per thread
+        (2, 4096, 2),  # the batch already gives each thread a sample: fewer chunks
+        (8, 1024, 1),  # more samples than threads: no split
+        (1, 700, 2),  # no chunk shorter than 256 queries
+        (1, 300, 1),  # too few queries to be worth a split
+    ],
+)
+def test_cpu_softmax_kernel_gives_each_thread_a_chunk_of_queries(
+    monkeypatch, batch, length, chunks
+):
+    # PyTorch's CPU flash-attention backward only parallelises over batch x heads, so the fast
+    # path hands it the queries of each sample as `chunks` pseudo-batch items sharing the keys
     monkeypatch.setattr(torch, "get_num_threads", lambda: 4)
-    assert non_local._cpu_query_parts(1, 4096) == 4
-    assert non_local._cpu_query_parts(2, 4096) == 2
-    assert non_local._cpu_query_parts(8, 4096) == 1
-    assert non_local._cpu_query_parts(1, 300) == 1  # too few queries to be worth a split
+    calls = record_sdpa(monkeypatch)
+    block = randomise(NLBlockND(8, mode="embedded", dimension=1, sub_sample=False)).eval()
+    x = torch.randn(batch, 8, length, generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        z = block(x)
+    assert calls == [(batch * chunks, length // chunks)]
+    torch.testing.assert_close(z, block.forward_reference(x)[0], rtol=0, atol=1e-4)
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=str)
@@ -226,6 +281,8 @@ def test_fast_path_never_allocates_an_affinity_matrix(mode, kernel):
         largest[name] = max(e.nbytes() for e in events if e.name() == "[memory]")
     assert largest["reference"] >= affinity_bytes  # the probe sees the explicit matrix
     assert largest["fast"] < affinity_bytes / 8
+    if mode in SOFTMAX_MODES:
+        assert_kernel_ran(kernel, 1, 2048)
 
 
 # --------------------------------------------------------------------------- sub-sampling
@@ -313,6 +370,8 @@ def test_fast_path_gradients_match_reference(kernel, mode, dimension):
         grads.append([xg.grad] + [p.grad.clone() for p in block.parameters()])
     for fast, ref in zip(*grads, strict=True):
         torch.testing.assert_close(fast, ref, rtol=0, atol=1e-10)
+    if mode in SOFTMAX_MODES:
+        assert_kernel_ran(kernel, 2, math.prod(SHAPES[dimension]))
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -325,11 +384,35 @@ def test_bf16_autocast_runs_and_stays_close_to_fp32(mode):
     torch.testing.assert_close(z, block(x), rtol=0.05, atol=0.1)
 
 
-def test_cuda_uses_fused_attention_only_where_flash_and_cudnn_apply():
-    assert _cuda_fused_attention_fits(torch.bfloat16, 256)
-    assert _cuda_fused_attention_fits(torch.float16, 64)
-    assert not _cuda_fused_attention_fits(torch.bfloat16, 512)  # res4 of a ResNet-50
-    assert not _cuda_fused_attention_fits(torch.float32, 64)
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize(
+    ("dtype", "channels", "fused"),
+    [
+        (torch.bfloat16, 512, True),  # head of 256 channels: the largest flash / cuDNN take
+        (torch.float16, 128, True),
+        (torch.bfloat16, 1024, False),  # head of 512 (res4 of a ResNet-50): two matmuls
+        (torch.float32, 128, False),  # no fused kernel for fp32: two matmuls
+    ],
+    ids=str,
+)
+def test_cuda_uses_fused_attention_only_where_flash_and_cudnn_apply(
+    monkeypatch, dtype, channels, fused
+):
+    """Elsewhere SDPA falls back to kernels slower than two matmuls; both paths stay accurate."""
+    block = randomise(NLBlockND(channels, mode="embedded", dimension=3)).eval()  # head = C / 2
+    x = torch.randn(2, channels, 2, 8, 8)
+    with torch.no_grad():
+        exact = block.double().forward_reference(x.double())[0]
+        block, x = block.float().cuda(), x.cuda()
+        calls = record_sdpa(monkeypatch)
+        with torch.autocast("cuda", dtype=dtype, enabled=dtype != torch.float32):
+            fast = block(x)
+            assert bool(calls) == fused, calls
+            ref = block.forward_reference(x)[0]
+    fast_error = (fast.double().cpu() - exact).abs().max()
+    ref_error = (ref.double().cpu() - exact).abs().max()
+    assert fast_error <= 2 * ref_error + 1e-6 * exact.abs().max(), fast_error
 
 
 @pytest.mark.gpu
