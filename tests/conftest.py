@@ -234,3 +234,22 @@ TINY_TEST_VIEWS = [
     "data.test_scale=32",
     "data.num_crops=1",
 ]
+
+
+TINY_DATA = {"num_train": 8, "num_val": 8, "size": 32, "min_frames": 8, "max_frames": 12}
+
+
+@pytest.fixture(scope="session")
+def tiny_builtin(tmp_path_factory: pytest.TempPathFactory) -> tuple[object, list[str]]:
+    """A tiny generated built-in data set and the overrides of a config that uses it."""
+    from nlvideo.builtin import generate_builtin_dataset
+
+    data = generate_builtin_dataset(tmp_path_factory.mktemp("tiny") / "data", **TINY_DATA)
+    overrides = [
+        *TINY_TEST_VIEWS,
+        "data.num_clips=3",
+        "train.device=cpu",
+        f"synthetic.root={data.root}",
+        *[f"synthetic.{k}={v}" for k, v in TINY_DATA.items()],
+    ]
+    return data, overrides

@@ -7,9 +7,8 @@ import subprocess
 import sys
 
 import pytest
-from conftest import TINY_TEST_VIEWS, write_checkpoint
+from conftest import write_checkpoint
 
-from nlvideo.builtin import generate_builtin_dataset
 from nlvideo.cli.eval import main as eval_main
 from nlvideo.cli.train import main as train_main
 
@@ -73,22 +72,12 @@ def test_print_config_prints_the_resolved_config_and_exits(capsys):
 # --------------------------------------------------------------------------- nlvideo-eval
 
 
-TINY_DATA = {"num_train": 8, "num_val": 8, "size": 32, "min_frames": 8, "max_frames": 12}
-
-
 @pytest.fixture(scope="module")
-def tiny_checkpoint(tmp_path_factory):
-    """A c2d_tiny checkpoint trained on nothing, for a tiny generated built-in data set."""
-    root = tmp_path_factory.mktemp("eval_cli")
-    data = generate_builtin_dataset(root / "data", workers=1, **TINY_DATA)
-    overrides = [
-        *TINY_TEST_VIEWS,
-        "data.num_clips=3",
-        f"synthetic.root={data.root}",
-        *[f"synthetic.{k}={v}" for k, v in TINY_DATA.items()],
-        "train.device=cpu",
-    ]
-    return write_checkpoint(root / "run" / "best.pt", data.classes, overrides), data
+def tiny_checkpoint(tiny_builtin, tmp_path_factory):
+    """A c2d_tiny checkpoint trained on nothing, for the tiny built-in data set."""
+    data, overrides = tiny_builtin
+    path = tmp_path_factory.mktemp("eval_cli") / "run" / "best.pt"
+    return write_checkpoint(path, data.classes, overrides), data
 
 
 def test_eval_evaluates_a_checkpoint_on_a_list_with_a_broken_video(

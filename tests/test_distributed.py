@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.multiprocessing as mp
+from conftest import TINY_TEST_VIEWS
 
 from nlvideo.builtin import generate_builtin_dataset
 from nlvideo.cli.eval import main as eval_main
@@ -58,14 +59,8 @@ def test_two_gloo_ranks_report_the_same_eval_metrics_as_one_process(tmp_path):
         [f"synthetic.root={root}"]
         + [f"synthetic.{k}={v}" for k, v in DATA.items()]
         + [
-            "data.num_frames=4",
-            "data.stride=2",
-            "data.short_side=32",
-            "data.train_scale=[32,40]",
-            "data.crop_size=32",
-            "data.test_scale=32",
+            *TINY_TEST_VIEWS,
             "data.num_clips=2",
-            "data.num_crops=1",
             "data.num_workers=0",
             "train.batch_size=4",  # global: 2 clips per rank
             "train.eval_batch_size=4",

@@ -340,6 +340,7 @@ def dead_biases(mode, bn_layer, training):
 @pytest.mark.parametrize("bn_layer", [True, False])
 @pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
 def test_gradients_reach_every_parameter(mode, dimension, bn_layer, training):
+    torch.manual_seed(0)  # a random draw can leave one gradient tiny: the same draw every run
     block = NLBlockND(8, mode=mode, dimension=dimension, bn_layer=bn_layer).double()
     last = block.out_norm if bn_layer else block.out_conv
     with torch.no_grad():  # a new block is an identity with no gradient to the inside: wake it

@@ -8,31 +8,20 @@ import torch
 from conftest import TINY_TEST_VIEWS, make_video, write_checkpoint
 
 from nlvideo import pipeline
-from nlvideo.builtin import generate_builtin_dataset
 from nlvideo.config import load_config
 from nlvideo.data.annotations import VideoRecord, kinetics_filename
 from nlvideo.engine.checkpoint import load_checkpoint
 from nlvideo.engine.distributed import init_distributed
 
 CLASSES = ["abseiling", "juggling balls"]
-DATA = {"num_train": 8, "num_val": 8, "size": 32, "min_frames": 8, "max_frames": 12}
 CPU = init_distributed("cpu")
 
 
 @pytest.fixture(scope="module")
-def builtin_config(tmp_path_factory):
-    root = tmp_path_factory.mktemp("pipeline")
-    data = generate_builtin_dataset(root / "data", workers=1, **DATA)
-    overrides = [
-        *TINY_TEST_VIEWS,
-        "data.num_clips=3",
-        "data.num_workers=0",
-        "train.batch_size=2",
-        "train.device=cpu",
-        f"synthetic.root={data.root}",
-        *[f"synthetic.{k}={v}" for k, v in DATA.items()],
-        f"train.output_dir={root / 'run'}",
-    ]
+def builtin_config(tiny_builtin, tmp_path_factory):
+    _, overrides = tiny_builtin
+    out = tmp_path_factory.mktemp("pipeline") / "run"
+    overrides = [*overrides, "data.num_workers=0", "train.batch_size=2", f"train.output_dir={out}"]
     return load_config(None, overrides), overrides
 
 

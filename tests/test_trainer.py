@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import TINY_TEST_VIEWS
 from torch import nn
 
 from nlvideo import pipeline
@@ -33,14 +34,8 @@ def tiny_config(data_root: Path, out: Path, *extra: str) -> Config:
     overrides = [f"synthetic.root={data_root}"]
     overrides += [f"synthetic.{k}={v}" for k, v in DATA.items()]
     overrides += [
-        "data.num_frames=4",
-        "data.stride=2",
-        "data.short_side=32",
-        "data.train_scale=[32,40]",
-        "data.crop_size=32",
-        "data.test_scale=32",
+        *TINY_TEST_VIEWS,
         "data.num_clips=2",
-        "data.num_crops=1",
         "data.num_workers=0",
         "train.batch_size=2",
         "train.eval_batch_size=4",

@@ -57,38 +57,22 @@ def test_normalisation_uses_kinetics_mean_and_std():
     assert torch.allclose(out[0, :, 1], torch.full((3,), 0.55 / 0.225))
 
 
-def test_train_crop_without_rescale_equals_slicing():
+@pytest.mark.parametrize(
+    ("scale", "y", "x", "flip"),
+    [
+        ([20, 20, 20, 20], [0, 4, 2, 1], [0, 12, 5, 7], [False, False, True, True]),  # crop only
+        ([23, 26, 21, 25], [3, 0, 5, 9], [9, 20, 0, 3], [True, False, False, True]),
+    ],
+)
+def test_train_scale_and_crop_equal_interpolate_then_slice(scale, y, x, flip):
     clips = random_clips()
-    params = TrainParams(
-        scale=torch.tensor([20, 20, 20, 20]),
-        y=torch.tensor([0, 4, 2, 1]),
-        x=torch.tensor([0, 12, 5, 7]),
-        flip=torch.tensor([False, False, True, True]),
-    )
-    out = train_transform().apply_params(clips, params)
-    for i in range(4):
-        y, x = int(params.y[i]), int(params.x[i])
-        crop = clips[i : i + 1, :, :, y : y + CROP, x : x + CROP]
-        if params.flip[i]:
-            crop = crop.flip(-1)
-        assert torch.allclose(out[i : i + 1], reference_normalize(crop), atol=1e-4)
-
-
-def test_train_scale_and_crop_equal_interpolate_then_slice():
-    clips = random_clips()
-    params = TrainParams(
-        scale=torch.tensor([23, 26, 21, 25]),
-        y=torch.tensor([3, 0, 5, 9]),
-        x=torch.tensor([9, 20, 0, 3]),
-        flip=torch.tensor([True, False, False, True]),
-    )
+    params = TrainParams(*map(torch.tensor, (scale, y, x, flip)))
     out = train_transform().apply_params(clips, params)
     assert out.shape == (4, 3, 3, CROP, CROP) and out.dtype == torch.float32
     for i in range(4):
-        scaled = reference_scale(clips[i], int(params.scale[i]))
-        y, x = int(params.y[i]), int(params.x[i])
-        crop = scaled[None, :, :, y : y + CROP, x : x + CROP]
-        if params.flip[i]:
+        scaled = reference_scale(clips[i], scale[i])  # the identity at scale 20
+        crop = scaled[None, :, :, y[i] : y[i] + CROP, x[i] : x[i] + CROP]
+        if flip[i]:
             crop = crop.flip(-1)
         assert torch.allclose(out[i : i + 1], reference_normalize(crop), atol=1e-3)
 

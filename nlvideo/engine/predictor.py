@@ -95,6 +95,15 @@ class Predictor:
         self.transform = transform
         self.num_frames, self.stride, self.target_fps = num_frames, stride, target_fps
         self.num_clips, self.short_side, self.backend = num_clips, short_side, backend
+        # The evaluation dataset's sampling, so a video gets exactly its test views.
+        self._clip_options = {
+            "num_frames": num_frames,
+            "stride": stride,
+            "target_fps": target_fps,
+            "num_clips": num_clips,
+            "short_side": short_side,
+            "backend": backend,
+        }
         self.amp = effective_amp(amp, self.device)
         self.max_views_per_forward = max_views_per_forward
 
@@ -119,12 +128,7 @@ class Predictor:
         dataset = VideoClipDataset(
             [VideoRecord(path=str(path), label=0, video_id=Path(path).stem)],
             mode="test",
-            num_frames=self.num_frames,
-            stride=self.stride,
-            target_fps=self.target_fps,
-            num_clips=self.num_clips,
-            short_side=self.short_side,
-            backend=self.backend,
+            **self._clip_options,
         )
         item = dataset[0]
         if item.failure is not None or item.clips is None or item.clips.shape[0] == 0:
