@@ -279,7 +279,6 @@ def checkpoint_config(ckpt: dict[str, Any], overrides: Sequence[str] = ()) -> Co
 
 def evaluate_checkpoint(
     checkpoint: str | Path,
-    info: DistInfo,
     *,
     list_path: str = "",
     root: str | None = None,
@@ -287,22 +286,29 @@ def evaluate_checkpoint(
 ) -> tuple[EvalReport, str]:
     """Multi-view evaluation of a checkpoint on a list (default: its validation videos).
 
+    Runs on the checkpoint config's ``train.device`` (after ``overrides``), single-process or
+    under ``torchrun``.
+
     Returns:
         The report (identical on every rank) and the name of the evaluated list.
     """
     ckpt = load_checkpoint(checkpoint)
     cfg = checkpoint_config(ckpt, overrides)
     classes = list(ckpt["classes"])
-    records, list_name = eval_records(cfg, classes, info, list_path=list_path, root=root)
-    model = build_model_from_checkpoint(ckpt, device=info.device, source=str(checkpoint))
-    report = evaluate(
-        model,
-        build_test_batches(cfg, records, info),
-        records=records,
-        classes=classes,
-        amp=effective_amp(cfg.train.amp, info.device),  # as in training
-        distributed=info.distributed,
-    )
+    info = init_distributed(cfg.train.device)
+    try:
+        records, list_name = eval_records(cfg, classes, info, list_path=list_path, root=root)
+        model = build_model_from_checkpoint(ckpt, device=info.device, source=str(checkpoint))
+        report = evaluate(
+            model,
+            build_test_batches(cfg, records, info),
+            records=records,
+            classes=classes,
+            amp=effective_amp(cfg.train.amp, info.device),  # as in training
+            distributed=info.distributed,
+        )
+    finally:
+        cleanup(info)
     return report, list_name
 
 

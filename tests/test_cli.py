@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 from conftest import write_checkpoint
 
 from nlvideo.cli.eval import main as eval_main
@@ -128,3 +129,10 @@ def test_eval_rejects_a_misspelled_override_naming_the_key(tiny_checkpoint, caps
     ckpt, _ = tiny_checkpoint
     assert eval_main(["--checkpoint", str(ckpt), "data.num_clipz=2"]) == 2
     assert "num_clipz" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_eval_runs_on_the_configured_device_not_a_default(tiny_checkpoint, capsys):
+    ckpt, _ = tiny_checkpoint
+    assert eval_main(["--checkpoint", str(ckpt), "train.device=cuda"]) == 2
+    assert "train.device='cuda' but CUDA is not available" in capsys.readouterr().err

@@ -73,7 +73,7 @@ def test_a_kinetics_csv_is_evaluated_without_data_root(tmp_path):
     listing.write_text("\n".join(rows) + "\n")
     overrides = [*TINY_TEST_VIEWS, "data.builtin=false", "data.num_clips=2"]  # data.root: ""
     ckpt = write_checkpoint(tmp_path / "best.pt", CLASSES, overrides)
-    report, name = pipeline.evaluate_checkpoint(ckpt, CPU, list_path=str(listing))
+    report, name = pipeline.evaluate_checkpoint(ckpt, list_path=str(listing))
     assert name == str(listing)
     assert (report.num_videos, report.num_evaluated, report.failed) == (4, 4, [])
     assert report.num_clips == 4 * 2
@@ -84,7 +84,7 @@ def test_a_list_is_read_against_the_checkpoints_classes(tmp_path):
     listing = tmp_path / "list.txt"
     listing.write_text(f"{video},juggling balls\n")
     ckpt = write_checkpoint(tmp_path / "best.pt", CLASSES, [*TINY_TEST_VIEWS])
-    report, _ = pipeline.evaluate_checkpoint(ckpt, CPU, list_path=str(listing))
+    report, _ = pipeline.evaluate_checkpoint(ckpt, list_path=str(listing))
     assert report.video_labels.tolist() == [1] and report.classes == CLASSES
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -40,23 +41,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from nlvideo.engine.distributed import cleanup, init_distributed
     from nlvideo.engine.report import format_report, save_report
     from nlvideo.pipeline import evaluate_checkpoint
 
-    info = init_distributed("auto")
-    try:
-        report, list_name = evaluate_checkpoint(
-            args.checkpoint, info, list_path=args.list, root=args.root, overrides=args.overrides
-        )
-        if info.is_main:
-            out = Path(args.out or Path(args.checkpoint).parent / f"eval_{Path(list_name).stem}")
-            json_path, png_path = save_report(report, out)
-            print(f"checkpoint: {args.checkpoint}\nlist: {list_name}\n")
-            print(format_report(report))
-            print(f"\nreport: {json_path}\nconfusion matrix: {png_path}")
-    finally:
-        cleanup(info)
+    report, list_name = evaluate_checkpoint(
+        args.checkpoint, list_path=args.list, root=args.root, overrides=args.overrides
+    )
+    if int(os.environ.get("RANK", "0")) == 0:  # every rank holds the same report
+        out = Path(args.out or Path(args.checkpoint).parent / f"eval_{Path(list_name).stem}")
+        json_path, png_path = save_report(report, out)
+        print(f"checkpoint: {args.checkpoint}\nlist: {list_name}\n")
+        print(format_report(report))
+        print(f"\nreport: {json_path}\nconfusion matrix: {png_path}")
     return 0
 
 
