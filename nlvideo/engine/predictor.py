@@ -26,6 +26,8 @@ from nlvideo.engine.precision import autocast, effective_amp
 
 logger = logging.getLogger(__name__)
 
+# The sampling a video's test views depend on: VideoClipDataset's keywords, our attributes.
+_CLIP_OPTIONS = ("num_frames", "stride", "target_fps", "num_clips", "short_side", "backend")
 _WINDOWS_PER_READ = 16  # sliding windows decoded at once (bounds memory on long videos)
 
 
@@ -95,15 +97,6 @@ class Predictor:
         self.transform = transform
         self.num_frames, self.stride, self.target_fps = num_frames, stride, target_fps
         self.num_clips, self.short_side, self.backend = num_clips, short_side, backend
-        # The evaluation dataset's sampling, so a video gets exactly its test views.
-        self._clip_options = {
-            "num_frames": num_frames,
-            "stride": stride,
-            "target_fps": target_fps,
-            "num_clips": num_clips,
-            "short_side": short_side,
-            "backend": backend,
-        }
         self.amp = effective_amp(amp, self.device)
         self.max_views_per_forward = max_views_per_forward
 
@@ -128,7 +121,7 @@ class Predictor:
         dataset = VideoClipDataset(
             [VideoRecord(path=str(path), label=0, video_id=Path(path).stem)],
             mode="test",
-            **self._clip_options,
+            **{name: getattr(self, name) for name in _CLIP_OPTIONS},  # evaluation's sampling
         )
         item = dataset[0]
         if item.failure is not None or item.clips is None or item.clips.shape[0] == 0:
