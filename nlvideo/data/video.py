@@ -1,13 +1,16 @@
 """Decode exactly the sampled frames of a video, as uint8 RGB.
 
-Two backends with identical output (same frames, same order, same pixels):
+Two backends with identical output (same frames, same order, same pixels), one open per reader:
 
-* ``"decord"`` (default, fast): one `VideoReader` per open with one decode thread, optional
-  resize at decode time, `get_batch` on the sorted unique indices, re-expanded afterwards.
-  Reads dense enough that decoding from the start is cheaper (e.g. all test views of a
-  clip) go to the PyAV path instead, see `prefer_sequential`.
-* ``"pyav"``: decodes forward from the first frame and counts the frames the decoder outputs,
-  so it is exact by construction; used to cross-check decord and as its fallback.
+* ``"pyav"``: opens and demuxes the file once (`av_packets.PacketTable`), then decodes each run
+  of wanted frames from the keyframe before it up to its last frame, skipping non-reference
+  frames nobody needs; frames are numbered as a decode from the first packet outputs them, so
+  the result is that of the sequential decode (tests compare both on B-frames, open GOPs, edit
+  lists). Containers without presentation timestamps (AVI) are decoded from the first packet.
+* ``"decord"``: the same PyAV open is its probe, and reads that PyAV can start at a keyframe
+  stay with PyAV (measured faster than decord: same frames decoded, non-reference ones
+  skipped, no second open). Otherwise one `decord.VideoReader` with one thread and
+  decode-time resize, unless decoding from the start is cheaper (`prefer_sequential`).
 
 decord pitfalls handled here (each reproduced in tests/test_video.py):
 
@@ -35,6 +38,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from nlvideo.data.av_packets import PacketTable, decode_window
 from nlvideo.data.sampling import resized_shape
 
 logger = logging.getLogger(__name__)
@@ -88,41 +92,62 @@ def _av_error(path: str, e: Exception) -> VideoError:
     return VideoError(path, f"cannot decode ({type(e).__name__}: {message})")
 
 
-def probe(path: str | Path) -> VideoInfo:
-    """Read the container header and decode the first frame (PyAV)."""
+def _open_av(path: str):
+    """Open with PyAV, demux every video packet and decode the first frame.
+
+    Returns:
+        (container, stream, packet table, info); the container stays open for the reads.
+    """
     import av
 
-    path = str(path)
     _check_file(path)
+    container = None
     try:
-        with av.open(path) as container:
-            if not container.streams.video:
-                raise VideoError(path, "no video stream")
-            stream = container.streams.video[0]
-            stream.codec_context.thread_count = 1
-            first = next(container.decode(stream), None)
-            if first is None:
-                raise VideoError(path, "no decodable video frame")
-            rate = stream.average_rate or stream.guessed_rate or stream.base_rate
-            fps = float(rate) if rate else 30.0
-            count, trimmed, keyframes = None, False, None
-            if any(name in container.format.name for name in _MP4_FORMATS):
-                # MP4 index: one entry per sample, discarded ones flagged (edit lists).
-                entries = stream.index_entries
-                kept = [e for e in entries if not e.is_discard]
-                if kept:  # else an index-less file: the backend counts the frames itself
-                    count, trimmed = len(kept), len(kept) != len(entries)
-                    # Decode order; equal to display order at keyframes of closed GOPs.
-                    keyframes = tuple(i for i, e in enumerate(kept) if e.is_keyframe)
-            rotation = (int(first.rotation or 0) // 90) % 4
-            height, width = first.height, first.width
-    except VideoError:
-        raise
+        container = av.open(path)
+        if not container.streams.video:
+            raise VideoError(path, "no video stream")
+        stream = container.streams.video[0]
+        stream.codec_context.thread_count = 1
+        table = PacketTable.demux(container, stream, container.format.name)
+        first = _first_frame(stream.codec_context, table)
+        if first is None or table.num_frames == 0:
+            raise VideoError(path, "no decodable video frame")
+        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+        fps = float(rate) if rate else 30.0
+        rotation = (int(first.rotation or 0) // 90) % 4
+        height, width = first.height, first.width
+        if rotation % 2:
+            height, width = width, height
+        info = VideoInfo(
+            table.num_frames, fps, height, width, rotation, table.trimmed,
+            table.keyframe_indices(),
+        )  # fmt: skip
+        return container, stream, table, info
     except Exception as e:
+        if container is not None:
+            container.close()
+        if isinstance(e, VideoError):
+            raise
         raise _av_error(path, e) from e
-    if rotation % 2:
-        height, width = width, height
-    return VideoInfo(count, fps, height, width, rotation, trimmed, keyframes)
+
+
+def _first_frame(codec, table: PacketTable):
+    """The first frame the decoder outputs (rotation, size, decodability); decoder flushed."""
+    try:
+        for packet in table.packets:
+            for frame in codec.decode(packet):
+                return frame
+        for frame in codec.decode(None):
+            return frame
+        return None
+    finally:
+        codec.flush_buffers()
+
+
+def probe(path: str | Path) -> VideoInfo:
+    """What the container says about a video, checked by decoding its first frame (PyAV)."""
+    with PyAVReader(str(path), None) as reader:
+        return reader.info
 
 
 class VideoReader(ABC):
@@ -168,59 +193,80 @@ class VideoReader(ABC):
 
 
 class PyAVReader(VideoReader):
-    """Decodes forward from the start, numbering frames as the decoder outputs them."""
+    """One PyAV open per reader: decodes from the keyframe before the first wanted frame up to
+    the last one (see `av_packets`), or from the first packet where the stream needs it."""
 
-    def __init__(self, path: str, info: VideoInfo, short_side: int | None):
+    def __init__(self, path: str, short_side: int | None, *, sequential: bool = False):
+        self._container, self._stream, self._table, info = _open_av(path)
         super().__init__(path, info, short_side)
-        self._count = info.num_frames or self._count_packets()
-
-    def _count_packets(self) -> int:
-        import av
-
-        try:
-            with av.open(self.path) as container:
-                stream = container.streams.video[0]
-                return sum(1 for p in container.demux(stream) if p.size and not p.is_discard)
-        except Exception as e:
-            raise _av_error(self.path, e) from e
+        self._count = info.num_frames
+        self._sequential = sequential  # always decode from the first packet (reference path)
 
     @property
     def num_frames(self) -> int:
         return self._count
 
-    def _decode(self, indices: list[int]) -> np.ndarray:
-        import av
+    @property
+    def seekable(self) -> bool:
+        """Reads start at the keyframe before each window (see `av_packets`)."""
+        return self._table.seekable and not self._sequential
+
+    def _converter(self):
+        """Frame -> displayed RGB array at the output size, one swscale context per read
+        (frame.reformat would build one per frame, which cost more than decoding)."""
         from av.video.reformatter import VideoReformatter
 
-        wanted, last = set(indices), indices[-1]
         # Coded size before the display rotation.
         h, w = (self.width, self.height) if self.info.rotation % 2 else (self.height, self.width)
-
-        # One swscale context for the whole clip: frame.reformat would build one per frame,
-        # which cost more than decoding (0.4 ms per 64x64 frame).
         reformatter, interpolation = VideoReformatter(), _scaler()
 
-        def to_rgb(frame: av.VideoFrame) -> np.ndarray:
+        def to_rgb(frame) -> np.ndarray:
             image = reformatter.reformat(
                 frame, width=w, height=h, format="rgb24", interpolation=interpolation
             )
             return np.rot90(image.to_ndarray(), self.info.rotation)
 
-        found: dict[int, np.ndarray] = {}
-        count, frame = 0, None
+        return to_rgb
+
+    def _decode(self, indices: list[int]) -> np.ndarray:
+        if self._container is None:
+            raise ValueError(f"{self.path}: reader is closed")
+        to_rgb = self._converter()
         try:
-            with av.open(self.path) as container:
-                stream = container.streams.video[0]
-                stream.codec_context.thread_count = 1
-                for count, frame in enumerate(container.decode(stream), 1):
-                    if count - 1 in wanted:
-                        found[count - 1] = to_rgb(frame)
-                    if count > last:
-                        break
-                if count <= last and frame is not None:
-                    found[count - 1] = to_rgb(frame)
+            found = None
+            if not self._sequential:
+                found = decode_window(self._stream.codec_context, self._table, indices, to_rgb)
+            if found is None:
+                return self._decode_sequential(indices, to_rgb)
+        except VideoError:
+            raise
         except Exception as e:
             raise _av_error(self.path, e) from e
+        return np.stack([found[i] for i in indices])
+
+    def _decode_sequential(self, indices: list[int], to_rgb) -> np.ndarray:
+        """Decode from the first packet, numbering frames as the decoder outputs them."""
+        wanted, last = set(indices), indices[-1]
+        codec = self._stream.codec_context
+        codec.flush_buffers()
+        found: dict[int, np.ndarray] = {}
+        count, frame = 0, None
+
+        def frames():
+            for packet in self._table.packets:
+                yield from codec.decode(packet)
+            yield from codec.decode(None)
+
+        try:
+            for count, frame in enumerate(frames(), 1):
+                if count - 1 in wanted:
+                    found[count - 1] = to_rgb(frame)
+                if count > last:
+                    break
+            if count <= last and frame is not None:
+                found[count - 1] = to_rgb(frame)
+        finally:
+            codec.flush_buffers()
         if not found:
             raise VideoError(self.path, "no decodable video frame")
         if count <= last:
@@ -229,6 +275,12 @@ class PyAVReader(VideoReader):
             self._count = count
             return np.stack([found[min(i, count - 1)] for i in indices])
         return np.stack([found[i] for i in indices])
+
+    def close(self) -> None:
+        if self._container is not None:
+            self._container.close()
+            self._container = self._stream = None
+            self._table = None
 
 
 @functools.cache
@@ -271,17 +323,17 @@ def prefer_sequential(indices: list[int], keyframes: Sequence[int] | None) -> bo
 
 
 class DecordReader(VideoReader):
-    """decord with one thread for sparse reads; PyAV for dense ones and where decord fails."""
+    """decord with one thread for sparse reads; PyAV for dense ones and where decord fails.
 
-    def __init__(
-        self, path: str, info: VideoInfo, short_side: int | None, allow_sequential: bool = True
-    ):
-        super().__init__(path, info, short_side)
-        self._short_side = short_side
+    The PyAV reader it wraps is the probe (size, rotation, keyframes, edit lists) and reads
+    the frames itself when that is cheaper, from the same open.
+    """
+
+    def __init__(self, av_reader: PyAVReader, short_side: int | None, allow_sequential: bool):
+        super().__init__(av_reader.path, av_reader.info, short_side)
+        self._av = av_reader
         self._allow_sequential = allow_sequential
-        self._vr = None
-        # decord is opened lazily: dense reads (test views) never need it.
-        self._count = info.num_frames if info.num_frames is not None else len(self._reader())
+        self._vr = None  # decord is opened only when a read needs it
 
     def _reader(self):
         if self._vr is None:
@@ -302,13 +354,15 @@ class DecordReader(VideoReader):
 
     @property
     def num_frames(self) -> int:
-        return self._count
+        return self._av.num_frames
 
     def _pyav(self, indices: list[int]) -> np.ndarray:
-        return PyAVReader(self.path, self.info, self._short_side)._decode(indices)
+        return self._av._decode(indices)
 
     def _decode(self, indices: list[int]) -> np.ndarray:
-        if self._allow_sequential and prefer_sequential(indices, self.info.keyframes):
+        if self._allow_sequential and (
+            self._av.seekable or prefer_sequential(indices, self.info.keyframes)
+        ):
             return self._pyav(indices)
         try:
             frames = _to_numpy(self._reader().get_batch(indices))
@@ -321,6 +375,7 @@ class DecordReader(VideoReader):
 
     def close(self) -> None:
         self._vr = None
+        self._av.close()
 
 
 def open_video(
@@ -344,13 +399,13 @@ def open_video(
     """
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
-    path = str(path)
-    info = probe(path)
-    if backend == "decord" and not info.trimmed:
-        return DecordReader(path, info, short_side, allow_sequential)
-    if backend == "decord":
+    reader = PyAVReader(str(path), short_side)
+    if backend == "pyav":
+        return reader
+    if reader.info.trimmed:
         logger.info("%s: MP4 edit list trims frames; reading with PyAV", path)
-    return PyAVReader(path, info, short_side)
+        return reader
+    return DecordReader(reader, short_side, allow_sequential)
 
 
 def frames_to_clips(frames: np.ndarray) -> torch.Tensor:
