@@ -11,6 +11,12 @@ one process:
   ours with decord and with PyAV vs `pytorchvideo.data.LabeledVideoDataset` with its decord
   decoder and its `random` / `constant_clips_per_video` clip samplers;
 * end to end: DataLoader batches/s (8 videos a batch, 2 workers, all cores), training.
+* the decode limit, on the same files in the same interleaved rounds: PyAV's sequential decode
+  rate (one thread, frames not converted) divided by the frames a clip forces the decoder
+  through (from the keyframe before the window to its last frame; for the test views, that
+  summed over the runs a keyframe separates), averaged over the windows the samplers draw.
+  Every loader's clips/s is printed as its share of that limit. Ours can pass 100%: it skips
+  the non-reference frames that no kept frame needs.
 
 Both sides decode the same windows and return uint8/float clips of 8 frames; pytorchvideo
 keeps every frame of its 64-frame window, so 8 are picked afterwards, as its recipes do.
@@ -30,7 +36,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from nlvideo.data import VideoClipDataset, VideoRecord, build_loader
+from nlvideo.data import VideoClipDataset, VideoRecord, build_loader, probe
+from nlvideo.data.sampling import uniform_clip_indices, window_indices
+from nlvideo.data.video import open_video
 
 NUM_FRAMES, STRIDE, TEST_CLIPS, FPS = 8, 8, 10, 30
 
@@ -119,10 +127,62 @@ def ours(records: list[VideoRecord], mode: str, backend: str) -> VideoClipDatase
     )  # fmt: skip
 
 
+def forced_frames(indices: list[int], keyframes: tuple[int, ...]) -> int:
+    """Frames a decoder goes through for sorted `indices`: from the keyframe before each run
+    to the run's last frame, a new run wherever a keyframe lies after the previous index."""
+    keys = np.asarray(keyframes)
+    total, start, previous = 0, None, None
+    for index in indices:
+        key = int(keys[keys <= index].max())
+        if start is None or key > previous:
+            if start is not None:
+                total += previous - start + 1
+            start = key
+        previous = index
+    return total + previous - start + 1
+
+
+def mean_forced_frames(paths: list[Path]) -> tuple[float, float]:
+    """Mean frames forced per training clip (over every start) and per test video."""
+    train, test = [], []
+    for path in paths:
+        info = probe(path)
+        n, keys = info.num_frames, info.keyframes
+        last_start = n - (NUM_FRAMES - 1) * STRIDE - 1
+        train += [
+            forced_frames(np.unique(window_indices(s, STRIDE, NUM_FRAMES, n)).tolist(), keys)
+            for s in range(last_start + 1)
+        ]
+        views = uniform_clip_indices(n, num_frames=NUM_FRAMES, stride=STRIDE, num_clips=TEST_CLIPS)
+        test.append(forced_frames(np.unique(views).tolist(), keys))
+    return float(np.mean(train)), float(np.mean(test))
+
+
+def decode_all(path: Path) -> int:
+    """Sequential decode of every frame, one thread, no conversion: the decoder's own rate."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        stream.codec_context.thread_count = 1
+        return sum(1 for _ in container.decode(stream))
+
+
 def per_process(paths: list[Path], budget: float) -> dict[str, float]:
     records = [VideoRecord(str(p), 0, p.stem) for p in paths]
     n = len(records)
-    steps: dict[str, Callable[[int], object]] = {}
+    frames = [probe(p).num_frames for p in paths]
+    steps: dict[str, Callable[[int], object]] = {
+        "decode sequential": lambda i: decode_all(paths[i % n])
+    }
+    rng = np.random.default_rng(0)
+
+    def decord_only(i: int) -> None:  # decord itself on the same windows, no PyAV path
+        start = int(rng.integers(0, frames[i % n] - (NUM_FRAMES - 1) * STRIDE))
+        window = window_indices(start, STRIDE, NUM_FRAMES, frames[i % n])
+        with open_video(paths[i % n], backend="decord", short_side=256,
+                        allow_sequential=False) as reader:  # fmt: skip
+            reader.read(window)
+
+    steps["train decord alone"] = decord_only
     for mode in ("train", "test"):
         for backend in ("decord", "pyav"):
             dataset = ours(records, mode, backend)
@@ -136,7 +196,9 @@ def per_process(paths: list[Path], budget: float) -> dict[str, float]:
             next(test_pv)
 
     steps["test pytorchvideo/decord"] = one_video
-    return interleaved_rates(steps, budget)
+    rates = interleaved_rates(steps, budget)
+    rates["decode sequential"] *= float(np.mean(frames))  # files/s -> frames/s
+    return rates
 
 
 def end_to_end(paths: list[Path], budget: float, batch: int = 8) -> dict[str, float]:
@@ -166,6 +228,7 @@ def main() -> None:
     parser.add_argument("--videos", type=int, default=12)
     parser.add_argument("--seconds", type=float, default=15.0, help="time per measurement")
     parser.add_argument("--gop", type=int, default=250, help="keyframe interval of the videos")
+    parser.add_argument("--skip-loader", action="store_true", help="per-process rates only")
     args = parser.parse_args()
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:
@@ -177,23 +240,35 @@ def main() -> None:
         print(f"{len(paths)} videos 340x256, 10 s, 30 fps, GOP {args.gop}, {mb:.2f} MB each "
               f"(written in {time.perf_counter() - start:.0f} s)")  # fmt: skip
 
+        train_forced, test_forced = mean_forced_frames(paths)
         cores = os.sched_getaffinity(0)
         os.sched_setaffinity(0, {min(cores)})
         try:
             single = per_process(paths, args.seconds)
         finally:
             os.sched_setaffinity(0, cores)
-        loader = end_to_end(paths, args.seconds)
+        loader = end_to_end(paths, args.seconds) if not args.skip_loader else None
 
-    print("\nper worker process (1 core, num_workers=0)")
+    rate = single.pop("decode sequential")
+    limits = {"train": rate / train_forced, "test": rate / test_forced}
+    print(f"\nper worker process (1 core, num_workers=0); load average {os.getloadavg()[0]:.1f}")
+    print(f"  sequential decode (PyAV, 1 thread)  {rate:8.1f} frames/s")
+    print(f"  frames forced per training clip {train_forced:6.1f}, per test video "
+          f"{test_forced:6.1f}")  # fmt: skip
+    print(f"  decode limit: {limits['train']:.2f} train clips/s, {limits['test']:.2f} test "
+          "videos/s")  # fmt: skip
     for key, value in single.items():
-        unit = "clips/s" if key.startswith("train") else "videos/s"
-        print(f"  {key:28s} {value:8.2f} {unit}")
+        mode = key.split()[0]
+        unit = "clips/s" if mode == "train" else "videos/s"
+        share = value / limits[mode]
+        print(f"  {key:28s} {value:8.2f} {unit:8s} {share:6.0%} of the decode limit")
     for mode, target in (("train", 1.3), ("test", 5.0)):
         base = single[f"{mode} pytorchvideo/decord"]
         for backend in ("decord", "pyav"):
             ratio = single[f"{mode} ours/{backend}"] / base
             print(f"  {mode} ours/{backend} vs pytorchvideo: {ratio:5.2f}x (target >= {target}x)")
+    if loader is None:
+        return
     print(f"\nend to end, DataLoader batches of 8 with 2 workers ({len(cores)} cores)")
     for key, value in loader.items():
         print(f"  {key:28s} {value:8.2f} batches/s")
