@@ -8,10 +8,12 @@
 * ``"dot"``: ``theta_i . phi_j / M``;
 * ``"concatenate"``: ``ReLU(w^T [theta_i; phi_j]) / M``,
 
-where ``M`` is the number of key positions (after sub-sampling). ``forward`` does not build the
-``N x M`` affinity matrix: softmax modes go through ``scaled_dot_product_attention`` (a fused,
-memory-lean kernel; the one exception is CUDA outside flash/cuDNN's range, fp32 or > 256
-channels, where two matmuls are faster), ``dot`` uses associativity ``theta (phi^T g) / M``, and
+where ``M`` is the number of key positions (after sub-sampling). ``forward`` picks its kernel
+per shape: where the ``L x M`` affinity is small, two explicit matmuls (the reference path's
+maths, no more memory than it; faster there: GEMM speed, little to stream); where it is large,
+kernels that never build it: softmax modes through ``scaled_dot_product_attention`` (fused,
+memory-lean; except CUDA outside flash/cuDNN's range, fp32 or > 256 channels, where two
+matmuls are faster), ``dot`` through associativity ``theta (phi^T g) / M``, and
 ``concatenate`` sorts the key scores so that each query's sum is two prefix-sum look-ups.
 ``forward_reference`` builds the affinity matrix explicitly (tests, visualisation).
 """
@@ -32,6 +34,10 @@ _SPATIAL_NAMES = {1: "L", 2: "H, W", 3: "T, H, W"}
 # CPU: fewest queries per pseudo-batch chunk in the fused softmax kernel (see _cpu_query_parts).
 _MIN_QUERIES_PER_PART = 256
 _CUDA_FUSED_MAX_HEAD = 256  # largest head size of PyTorch's flash / cuDNN attention kernels
+# CPU softmax modes: two matmuls (the affinity built, as the reference path does) while the
+# affinity has at most this many entries per sample and per channel of the wider side; the
+# fused kernel above. Fitted with benchmarks/nonlocal.py (see _cpu_explicit_softmax).
+_CPU_EXPLICIT_PAIRS_PER_CHANNEL = 20_000
 
 
 class NLBlockND(nn.Module):
@@ -213,8 +219,9 @@ def _softmax_attention(q: Tensor, k: Tensor, v: Tensor, scale: float) -> Tensor:
     """
     cq, cv = q.shape[-1], v.shape[-1]
     if q.device.type == "cuda" and not _cuda_fused_attention_fits(q.dtype, max(cq, cv)):
-        logits = q @ k.transpose(1, 2).to(q.dtype) * scale  # (N, L, C) x (N, C, M) -> (N, L, M)
-        return logits.softmax(dim=-1).to(v.dtype) @ v  # (N, L, M) x (N, M, Ci) -> (N, L, Ci)
+        return _explicit_softmax(q, k, v, scale)
+    if q.device.type == "cpu" and _cpu_explicit_softmax(q.shape[1], k.shape[1], max(cq, cv)):
+        return _explicit_softmax(q, k, v, scale)
     if cq < cv:
         q, k = F.pad(q, (0, cv - cq)), F.pad(k, (0, cv - cq))
     elif cv < cq:
@@ -237,6 +244,27 @@ def _softmax_attention(q: Tensor, k: Tensor, v: Tensor, scale: float) -> Tensor:
     return out.reshape(n, length + pad, c)[:, :length, :cv]
 
 
+def _explicit_softmax(q: Tensor, k: Tensor, v: Tensor, scale: float) -> Tensor:
+    """``softmax(q k^T * scale) v`` as two matmuls: the reference path's maths and memory (one
+    ``L x M`` matrix kept for the backward, scaled in place)."""
+    logits = q @ k.transpose(1, 2).to(q.dtype)  # (N, L, C) x (N, C, M) -> (N, L, M)
+    if scale != 1.0:
+        logits.mul_(scale)  # in place: the matmul's backward needs its inputs, not this
+    return logits.softmax(dim=-1).to(v.dtype) @ v  # (N, L, M) x (N, M, Ci) -> (N, L, Ci)
+
+
+def _cpu_explicit_softmax(length: int, keys: int, channels: int) -> bool:
+    """Whether two matmuls beat the fused kernel on CPU for one sample of this shape.
+
+    Two matmuls run at GEMM speed but stream the ``L x M`` affinity through memory several
+    times; the fused kernel keeps it in cache at a lower arithmetic rate. Measured (fwd+bwd,
+    one thread, CPU time): with 512 channels two matmuls 15% faster up to 3136 x 784 pairs,
+    even at 6272 x 1568; with 256 channels even up to 6272 x 1568; the fused kernel faster
+    beyond (res3 T16: 12544 x 3136).
+    """
+    return length * keys <= _CPU_EXPLICIT_PAIRS_PER_CHANNEL * channels
+
+
 def _cuda_fused_attention_fits(dtype: torch.dtype, head_size: int) -> bool:
     """Whether CUDA's fused attention kernels (flash, cuDNN) take this dtype and head size.
 
@@ -257,7 +285,12 @@ def _cpu_query_parts(batch: int, length: int) -> int:
 
 
 def _dot_attention(q: Tensor, k: Tensor, v: Tensor, scale: float) -> Tensor:
-    """``(q k^T * scale / M) v`` computed as ``q (k^T v) * scale / M``: O((L + M) C^2)."""
+    """``(q k^T * scale / M) v``, in the cheaper order: ``q (k^T v)``, O((L + M) C Ci), unless
+    the affinity is smaller than that, O(L M (C + Ci)), which also means less memory."""
+    (length, c), (m, ci) = q.shape[1:], v.shape[1:]
+    if length * m * (c + ci) < (length + m) * c * ci:
+        logits = q @ k.transpose(1, 2)  # (N, L, C) x (N, C, M) -> (N, L, M)
+        return logits.mul_(scale / m) @ v  # (N, L, M) x (N, M, Ci) -> (N, L, Ci)
     kv = k.transpose(1, 2) @ v  # (N, C, M) x (N, M, Ci) -> (N, C, Ci)
     return (q @ kv) * (scale / k.shape[1])  # (N, L, C) x (N, C, Ci) -> (N, L, Ci)
 

@@ -1,0 +1,120 @@
+"""NLBlockND picks its kernel per shape: whichever it picks, the reference path's result.
+
+Two explicit matmuls where the affinity is small, the fused / O(N) kernels where it is large;
+float64 results and gradients equal to ``forward_reference`` (<= 1e-10) on both sides of
+every rule, and never more peak memory than the explicit reference path.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from test_non_local import randomise, record_sdpa
+
+from nlvideo.models import non_local
+from nlvideo.models.non_local import NLBlockND
+
+MATHS = {  # the paper's, and PySlowFast's / pytorchvideo's (pool first, scaled logits)
+    "paper": {},
+    "slowfast": {"pool_first": True, "scale_logits": True},
+}
+
+
+def check_equal_to_reference(block: NLBlockND, x: torch.Tensor) -> None:
+    x = x.clone().requires_grad_()
+    fast = block(x)
+    fast_grads = torch.autograd.grad(fast.square().sum(), [x, *block.parameters()])
+    ref = block.forward_reference(x)[0]
+    ref_grads = torch.autograd.grad(ref.square().sum(), [x, *block.parameters()])
+    torch.testing.assert_close(fast, ref, rtol=0, atol=1e-10)
+    for a, b in zip(fast_grads, ref_grads, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-10)
+    assert not torch.equal(ref, x)
+
+
+def block_and_input(mode, maths, channels, length, inter=None, dimension=1, seed=0):
+    block = NLBlockND(channels, inter, mode, dimension, sub_sample=True, **MATHS[maths])
+    block = randomise(block, seed).double().train()
+    shape = (length,) if dimension == 1 else (2, length // 8, 4)
+    x = torch.randn(2, channels, *shape, generator=torch.Generator().manual_seed(seed))
+    return block, x.double()
+
+
+@pytest.mark.parametrize("mode", ["gaussian", "embedded"])
+@pytest.mark.parametrize("maths", sorted(MATHS))
+@pytest.mark.parametrize("dimension", [1, 3])
+@pytest.mark.parametrize(
+    ("length", "kernel"),
+    # 16 channels: two matmuls up to 20000 * 16 = 320000 query-key pairs per sample.
+    [(512, "explicit"), (2048, "fused")],  # 512 x 256 pairs; 2048 x 1024 pairs
+)
+def test_softmax_kernel_choice_matches_reference(monkeypatch, mode, maths, dimension, length,
+                                                 kernel):  # fmt: skip
+    calls = record_sdpa(monkeypatch)
+    channels = 16 if mode == "gaussian" else 32  # the wider side has 16 channels either way
+    block, x = block_and_input(mode, maths, channels, length, inter=16, dimension=dimension)
+    check_equal_to_reference(block, x)
+    assert bool(calls) == (kernel == "fused")
+
+
+@pytest.mark.parametrize("pairs_per_channel", [0, 10**9], ids=["fused", "explicit"])
+@pytest.mark.parametrize("maths", sorted(MATHS))
+def test_both_softmax_kernels_match_reference_at_the_same_shape(
+    monkeypatch, pairs_per_channel, maths
+):
+    monkeypatch.setattr(non_local, "_CPU_EXPLICIT_PAIRS_PER_CHANNEL", pairs_per_channel)
+    calls = record_sdpa(monkeypatch)
+    block, x = block_and_input("embedded", maths, 16, 96, dimension=3)
+    check_equal_to_reference(block, x)
+    assert bool(calls) == (pairs_per_channel == 0)
+
+
+def test_rule_at_the_benchmarked_resnet50_shapes():
+    # (L, M, channels of the wider side) of the ResNet-50 NL stages at 224 px, keys pooled 2x2
+    rule = non_local._cpu_explicit_softmax
+    for frames in (4, 16, 32):  # res4: 1024 -> 512 channels, 14 x 14
+        assert rule(frames * 196, frames * 49, 512)
+    assert rule(4 * 784, 4 * 196, 256)  # res3 T4
+    assert not rule(16 * 784, 16 * 196, 256)  # res3 T16: the fused kernel
+    assert not rule(32 * 784, 32 * 196, 256)
+
+
+@pytest.mark.parametrize("maths", sorted(MATHS))
+@pytest.mark.parametrize(
+    ("channels", "length"),
+    [(64, 16), (8, 256)],  # explicit: 16 x 8 pairs < 24 x 32 channels; associative: the rest
+    ids=["explicit", "associative"],
+)
+def test_dot_kernel_choice_matches_reference(maths, channels, length):
+    block, x = block_and_input("dot", maths, channels, length)
+    check_equal_to_reference(block, x)
+
+
+def peak_bytes(fn) -> int:
+    """Peak extra bytes allocated during `fn()` (CPU profiler memory events)."""
+    activities = [torch.profiler.ProfilerActivity.CPU]
+    with torch.profiler.profile(activities=activities, profile_memory=True) as prof:
+        fn()
+    events = [e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"]
+    current = peak = 0
+    for event in sorted(events, key=lambda e: e.start_ns()):
+        current += event.nbytes()
+        peak = max(peak, current)
+    return peak
+
+
+@pytest.mark.parametrize("mode", ["gaussian", "embedded", "dot"])
+@pytest.mark.parametrize("maths", sorted(MATHS))
+def test_explicit_kernels_use_no_more_memory_than_the_reference(mode, maths):
+    channels = 16 if mode == "gaussian" else 64
+    block, x = block_and_input(mode, maths, channels, 64 if mode == "dot" else 512, inter=32)
+    x.requires_grad_()
+
+    def step(forward):
+        return lambda: forward(x).sum().backward()
+
+    fast = peak_bytes(step(block))
+    reference = peak_bytes(step(lambda t: block.forward_reference(t)[0]))
+    affinity = x.shape[0] * x.shape[-1] * (x.shape[-1] // 2) * x.element_size()
+    # Equal up to a few KiB of bookkeeping; one more affinity-sized buffer would show here.
+    assert fast <= reference + affinity // 32, (fast, reference, affinity)
