@@ -1,11 +1,17 @@
 """Non-local block fwd+bwd time and peak memory: ours (fast / reference) vs pytorchvideo.
 
-All three run in one process on the same input with the same weights, configured like
-pytorchvideo's ``create_nonlocal(instantiation="softmax", pool_size=(1, 2, 2))`` (embedded
-Gaussian, input pooled before phi/g, logits scaled by ``inter ** -0.5``)::
+All three run in one process on the same input with the same weights. ``--maths slowfast``
+configures ours like pytorchvideo's ``create_nonlocal(instantiation="softmax",
+pool_size=(1, 2, 2))`` (embedded Gaussian, input pooled before phi/g, logits scaled by
+``inter ** -0.5``); ``--maths paper`` runs ours in the paper's maths (phi/g pooled after their
+convs, unscaled logits) against the same pytorchvideo block, which has no such option::
 
-    python benchmarks/nonlocal.py --shapes quick                 # CPU
+    python benchmarks/nonlocal.py --shapes quick --maths both    # CPU
     python benchmarks/nonlocal.py --device cuda --dtype bf16 --shapes full
+
+``--clock cpu`` times with the process's CPU time instead of the wall clock: steadier on a
+shared machine (other processes' load barely moves it) and equal to wall time x threads when
+the machine is quiet.
 
 Peak memory is the extra memory allocated during one forward+backward on top of the inputs and
 weights: on CUDA ``torch.cuda.max_memory_allocated``; on CPU the running maximum of the
@@ -16,6 +22,7 @@ untimed pass).
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -44,12 +51,17 @@ SHAPES = {
 DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-def build_models(channels: int, device: torch.device) -> dict[str, nn.Module]:
+MATHS = {"slowfast": {"pool_first": True, "scale_logits": True}, "paper": {}}
+
+
+def build_models(
+    channels: int, device: torch.device, maths: str = "slowfast"
+) -> dict[str, nn.Module]:
     """Ours (fast, reference) and pytorchvideo's block with identical random weights."""
     peer = create_nonlocal(
         dim_in=channels, dim_inner=channels // 2, pool_size=(1, 2, 2), instantiation="softmax"
     )
-    ours = NLBlockND(channels, channels // 2, "embedded", 3, pool_first=True, scale_logits=True)
+    ours = NLBlockND(channels, channels // 2, "embedded", 3, **MATHS[maths])
     with torch.no_grad():
         for p in peer.parameters():
             p.normal_(0.0, 0.02)
@@ -62,16 +74,10 @@ def build_models(channels: int, device: torch.device) -> dict[str, nn.Module]:
         ]:
             dst.load_state_dict(src.state_dict())
     reference = NLBlockND(
-        channels,
-        channels // 2,
-        "embedded",
-        3,
-        pool_first=True,
-        scale_logits=True,
-        use_fast_path=False,
+        channels, channels // 2, "embedded", 3, **MATHS[maths], use_fast_path=False
     )
     reference.load_state_dict(ours.state_dict())
-    models = {"ours": ours, "ours-ref": reference, "pytorchvideo": peer}
+    models = {f"ours/{maths}": ours, f"ref/{maths}": reference, "pytorchvideo": peer}
     return {k: m.to(device).train() for k, m in models.items()}
 
 
@@ -88,7 +94,12 @@ def step_fn(model: nn.Module, x: torch.Tensor, autocast: torch.dtype | None) -> 
     return step
 
 
-def time_steps(steps: dict[str, Callable[[], None]], device: torch.device, repeats: int):
+def time_steps(
+    steps: dict[str, Callable[[], None]],
+    device: torch.device,
+    repeats: int,
+    clock: Callable[[], float] = time.perf_counter,
+):
     """Median seconds of one fwd+bwd per variant; variants interleaved so drift hits all alike."""
     for step in steps.values():  # warm-up: kernels, allocator
         step()
@@ -98,11 +109,11 @@ def time_steps(steps: dict[str, Callable[[], None]], device: torch.device, repea
         for name, step in steps.items():
             if device.type == "cuda":
                 torch.cuda.synchronize()
-            start = time.perf_counter()
+            start = clock()
             step()
             if device.type == "cuda":
                 torch.cuda.synchronize()
-            times[name].append(time.perf_counter() - start)
+            times[name].append(clock() - start)
     return {name: statistics.median(t) for name, t in times.items()}
 
 
@@ -151,6 +162,8 @@ def main() -> None:
         help="quick, full, or a list of stage:T:batch such as res3:32:1,res4:16:2",
     )
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--maths", choices=[*MATHS, "both"], default="slowfast")
+    parser.add_argument("--clock", choices=["wall", "cpu"], default="wall")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (torch default)")
     parser.add_argument("--skip", nargs="*", default=[], help="variants to leave out")
     args = parser.parse_args()
@@ -160,30 +173,40 @@ def main() -> None:
     autocast = DTYPES[args.dtype]
     torch.manual_seed(0)
 
+    maths = list(MATHS) if args.maths == "both" else [args.maths]
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
     print(
         f"device={device} dtype={args.dtype} threads={torch.get_num_threads()} "
-        f"torch={torch.__version__}"
+        f"torch={torch.__version__} clock={args.clock} load average {os.getloadavg()[0]:.1f}"
     )
     header = (
-        f"{'stage':5} {'T':>3} {'N':>2} {'L':>6} {'M':>5} | {'variant':12} {'ms':>9} {'MiB':>8}"
-        f" | {'time/pv':>7} {'mem/pv':>6}"
+        f"{'stage':5} {'T':>3} {'N':>2} {'L':>6} {'M':>5} | {'variant':14} {'ms':>9} {'MiB':>8}"
+        f" | {'time/pv':>7} {'mem/pv':>6} {'speed':>6}"
     )
     print(header)
     print("-" * len(header))
     for stage, frames, batch in parse_shapes(args.shapes):
         channels, size = STAGES[stage]
-        models = build_models(channels, device)
+        models = {}
+        for m in maths:
+            models.update(build_models(channels, device, m))
         x = torch.randn(batch, channels, frames, size, size, device=device, requires_grad=True)
         steps = {k: step_fn(m, x, autocast) for k, m in models.items() if k not in args.skip}
-        seconds = time_steps(steps, device, args.repeats)
+        seconds = time_steps(steps, device, args.repeats, clock)
         results = {k: (seconds[k], peak_memory(step, device)) for k, step in steps.items()}
         peer = results.get("pytorchvideo")
         for name, (seconds, mem) in results.items():
-            ratio = f"{seconds / peer[0]:7.2f} {mem / peer[1]:6.2f}" if peer else ""
+            ratio = (
+                f"{seconds / peer[0]:7.2f} {mem / peer[1]:6.2f} {peer[0] / seconds:5.2f}x"
+                if peer
+                else ""
+            )
+            ref = results.get(name.replace("ours/", "ref/")) if name.startswith("ours/") else None
+            vs_ref = f" | {seconds / ref[0]:.2f} time, {mem / ref[1]:.2f} mem of ref" if ref else ""
             print(
                 f"{stage:5} {frames:3d} {batch:2d} {frames * size * size:6d} "
-                f"{frames * size * size // 4:5d} | {name:12} {seconds * 1e3:9.1f} "
-                f"{mem / 2**20:8.1f} | {ratio}"
+                f"{frames * size * size // 4:5d} | {name:14} {seconds * 1e3:9.1f} "
+                f"{mem / 2**20:8.1f} | {ratio}{vs_ref}"
             )
         del models, x
 

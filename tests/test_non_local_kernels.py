@@ -45,7 +45,7 @@ def block_and_input(mode, maths, channels, length, inter=None, dimension=1, seed
 @pytest.mark.parametrize("dimension", [1, 3])
 @pytest.mark.parametrize(
     ("length", "kernel"),
-    # 16 channels: two matmuls up to 20000 * 16 = 320000 query-key pairs per sample.
+    # 16 channels: two matmuls up to 40000 * 16 = 640000 query-key pairs per sample.
     [(512, "explicit"), (2048, "fused")],  # 512 x 256 pairs; 2048 x 1024 pairs
 )
 def test_softmax_kernel_choice_matches_reference(monkeypatch, mode, maths, dimension, length,

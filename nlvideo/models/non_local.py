@@ -37,7 +37,7 @@ _CUDA_FUSED_MAX_HEAD = 256  # largest head size of PyTorch's flash / cuDNN atten
 # CPU softmax modes: two matmuls (the affinity built, as the reference path does) while the
 # affinity has at most this many entries per sample and per channel of the wider side; the
 # fused kernel above. Fitted with benchmarks/nonlocal.py (see _cpu_explicit_softmax).
-_CPU_EXPLICIT_PAIRS_PER_CHANNEL = 20_000
+_CPU_EXPLICIT_PAIRS_PER_CHANNEL = 40_000
 
 
 class NLBlockND(nn.Module):
@@ -257,10 +257,11 @@ def _cpu_explicit_softmax(length: int, keys: int, channels: int) -> bool:
     """Whether two matmuls beat the fused kernel on CPU for one sample of this shape.
 
     Two matmuls run at GEMM speed but stream the ``L x M`` affinity through memory several
-    times; the fused kernel keeps it in cache at a lower arithmetic rate. Measured (fwd+bwd,
-    one thread, CPU time): with 512 channels two matmuls 15% faster up to 3136 x 784 pairs,
-    even at 6272 x 1568; with 256 channels even up to 6272 x 1568; the fused kernel faster
-    beyond (res3 T16: 12544 x 3136).
+    times; the fused kernel keeps it in cache at a lower arithmetic rate, so the wider the
+    channels, the longer two matmuls win. Measured (fwd+bwd, one thread, CPU time, fused /
+    explicit): 512 channels 1.14 at 784 x 196 pairs, 1.15 at 3136 x 784, 1.01 at 6272 x 1568,
+    1.11 at 12544 x 3136; 256 channels 0.99 at 3136 x 784, 0.98 at 6272 x 1568, 0.77 at
+    12544 x 3136. The bound also caps the affinity's memory (20M entries at 512 channels).
     """
     return length * keys <= _CPU_EXPLICIT_PAIRS_PER_CHANNEL * channels
 
