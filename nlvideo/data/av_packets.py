@@ -68,6 +68,18 @@ class PacketTable:
     def num_frames(self) -> int:
         return len(self.frame_pts)
 
+    def first_frame(self, codec):
+        """The first frame the decoder outputs (size, rotation, decodability), or None."""
+        try:
+            for packet in self.packets:
+                for frame in codec.decode(packet):
+                    return frame
+            for frame in codec.decode(None):
+                return frame
+            return None
+        finally:
+            codec.flush_buffers()
+
     def keyframe_indices(self) -> tuple[int, ...] | None:
         """Display indices of the first frames decodable from each keyframe (None if the
         timestamps cannot say)."""
@@ -80,6 +92,38 @@ class PacketTable:
         `first_pts`, None if there is none."""
         ok = np.nonzero(self.key_pts <= first_pts)[0]
         return int(self.key_positions[ok[-1]]) if ok.size else None
+
+
+def decode_from_start(
+    codec, table: PacketTable, indices: list[int], convert: Callable[[object], np.ndarray]
+) -> tuple[dict[int, np.ndarray], int]:
+    """The sequential path: decode from the first packet, the n-th frame out being frame n.
+
+    Returns:
+        ({index: converted frame}, frames decoded); if the stream ends before `indices[-1]`,
+        its last frame is also returned under its own index (count - 1).
+    """
+    wanted, last = set(indices), indices[-1]
+    found: dict[int, np.ndarray] = {}
+    count, frame = 0, None
+
+    def frames():
+        for packet in table.packets:
+            yield from codec.decode(packet)
+        yield from codec.decode(None)
+
+    codec.flush_buffers()
+    try:
+        for count, frame in enumerate(frames(), 1):
+            if count - 1 in wanted:
+                found[count - 1] = convert(frame)
+            if count > last:
+                break
+        if count <= last and frame is not None:
+            found[count - 1] = convert(frame)
+    finally:
+        codec.flush_buffers()
+    return found, count
 
 
 def decode_window(

@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from nlvideo.data.av_packets import PacketTable, decode_window
+from nlvideo.data.av_packets import PacketTable, decode_from_start, decode_window
 from nlvideo.data.sampling import resized_shape
 
 logger = logging.getLogger(__name__)
@@ -109,7 +109,7 @@ def _open_av(path: str):
         stream = container.streams.video[0]
         stream.codec_context.thread_count = 1
         table = PacketTable.demux(container, stream, container.format.name)
-        first = _first_frame(stream.codec_context, table)
+        first = table.first_frame(stream.codec_context)
         if first is None or table.num_frames == 0:
             raise VideoError(path, "no decodable video frame")
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
@@ -129,19 +129,6 @@ def _open_av(path: str):
         if isinstance(e, VideoError):
             raise
         raise _av_error(path, e) from e
-
-
-def _first_frame(codec, table: PacketTable):
-    """The first frame the decoder outputs (rotation, size, decodability); decoder flushed."""
-    try:
-        for packet in table.packets:
-            for frame in codec.decode(packet):
-                return frame
-        for frame in codec.decode(None):
-            return frame
-        return None
-    finally:
-        codec.flush_buffers()
 
 
 def probe(path: str | Path) -> VideoInfo:
@@ -246,30 +233,11 @@ class PyAVReader(VideoReader):
 
     def _decode_sequential(self, indices: list[int], to_rgb) -> np.ndarray:
         """Decode from the first packet, numbering frames as the decoder outputs them."""
-        wanted, last = set(indices), indices[-1]
         codec = self._stream.codec_context
-        codec.flush_buffers()
-        found: dict[int, np.ndarray] = {}
-        count, frame = 0, None
-
-        def frames():
-            for packet in self._table.packets:
-                yield from codec.decode(packet)
-            yield from codec.decode(None)
-
-        try:
-            for count, frame in enumerate(frames(), 1):
-                if count - 1 in wanted:
-                    found[count - 1] = to_rgb(frame)
-                if count > last:
-                    break
-            if count <= last and frame is not None:
-                found[count - 1] = to_rgb(frame)
-        finally:
-            codec.flush_buffers()
+        found, count = decode_from_start(codec, self._table, indices, to_rgb)
         if not found:
             raise VideoError(self.path, "no decodable video frame")
-        if count <= last:
+        if count <= indices[-1]:
             # The container over-reported its length: repeat the last real frame.
             logger.warning("%s: %d frames decodable, %d expected", self.path, count, self._count)
             self._count = count
