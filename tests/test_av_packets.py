@@ -215,3 +215,16 @@ def test_decord_backend_reads_seekable_files_from_its_pyav_open(videos, monkeypa
     with open_video(videos["open_gop"], backend="decord") as reader:
         frames = reader.read(np.array([[50, 54, 58], [3, 5, 7]]))
     assert [[frame_index(f) for f in clip] for clip in frames] == [[50, 54, 58], [3, 5, 7]]
+
+
+def test_avi_with_b_frames_never_reaches_decords_wrong_seeks(videos):
+    import decord
+
+    scrambled = [50, 3, 20, 44, 0, 33, 34, 59, 1, 27]
+    raw = decord.VideoReader(str(videos["avi_mpeg4"]), num_threads=1)
+    assert [frame_index(f) for f in raw.get_batch(scrambled).asnumpy()] != scrambled  # why
+    for allow_sequential in (True, False):
+        kw = {"backend": "decord", "allow_sequential": allow_sequential}
+        with open_video(videos["avi_mpeg4"], **kw) as reader:
+            frames = reader.read(np.array(scrambled))
+        assert [frame_index(f) for f in frames] == scrambled

@@ -18,6 +18,7 @@ sequential decoder's. If a wanted frame does not come out (a stream that breaks 
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -37,6 +38,7 @@ class PacketTable:
     key_positions: np.ndarray  # positions in `packets` of the keyframes, increasing
     key_pts: np.ndarray  # their presentation timestamps
     seekable: bool  # every packet has a timestamp and the container gives presentation ones
+    reordered: bool  # frames are decoded out of display order (B-frames), or it cannot say
     trimmed: bool  # some packets are decoded but not presented (edit list)
 
     @classmethod
@@ -61,6 +63,7 @@ class PacketTable:
             key_positions=np.array(keys, dtype=np.int64),
             key_pts=np.array([pts[i] for i in keys] if has_pts else [], dtype=np.int64),
             seekable=seekable,
+            reordered=not has_pts or any(b < a for a, b in itertools.pairwise(pts)),
             trimmed=any(discard),
         )
 

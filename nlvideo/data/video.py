@@ -20,6 +20,8 @@ decord pitfalls handled here (each reproduced in tests/test_video.py):
   read with PyAV instead.
 * decord fails at some decode-time widths (e.g. 48 or 72 pixels); any decord error falls back
   to PyAV for that file, which only fails if the file itself is broken.
+* decord's seeks in AVI files with B-frames (MPEG-4 Part 2) return wrong frames; files whose
+  packets are not in display order and that PyAV cannot start at a keyframe stay with PyAV.
 * Display rotation is applied by both backends (decord does it itself).
 * Any library can switch decord's process-wide bridge to torch (pytorchvideo does on import);
   both return types are accepted.
@@ -188,15 +190,12 @@ class PyAVReader(VideoReader):
         super().__init__(path, info, short_side)
         self._count = info.num_frames
         self._sequential = sequential  # always decode from the first packet (reference path)
+        self.seekable = self._table.seekable and not sequential  # reads start at keyframes
+        self.reordered = self._table.reordered  # decoded out of display order, or unknown
 
     @property
     def num_frames(self) -> int:
         return self._count
-
-    @property
-    def seekable(self) -> bool:
-        """Reads start at the keyframe before each window (see `av_packets`)."""
-        return self._table.seekable and not self._sequential
 
     def _converter(self):
         """Frame -> displayed RGB array at the output size, one swscale context per read
@@ -328,6 +327,8 @@ class DecordReader(VideoReader):
         return self._av._decode(indices)
 
     def _decode(self, indices: list[int]) -> np.ndarray:
+        if not self._av.seekable and self._av.reordered:  # decord's seeks return wrong frames
+            return self._pyav(indices)
         if self._allow_sequential and (
             self._av.seekable or prefer_sequential(indices, self.info.keyframes)
         ):
