@@ -89,10 +89,12 @@ def videos(root: Path) -> dict[str, Path]:
         "open_gop": write(root / "open.mp4", options={"x264-params": x264 + ":open-gop=1"}),
         "edit_list_trim": trim_edit_list(src, root / "trim.mp4", 10, 5),
         "mkv": write(root / "v.mkv", options={"crf": "10"}),
-        "avi_mpeg4": write(root / "v.avi", codec="mpeg4", options={"qscale": "2"}, gop=10,
-                           bframes=2),
-        "webm_vp9": write(root / "v.webm", codec="libvpx-vp9", gop=20,
-                          options={"crf": "10", "b": "0"}),
+        "avi_mpeg4": write(
+            root / "v.avi", codec="mpeg4", options={"qscale": "2"}, gop=10, bframes=2
+        ),
+        "webm_vp9": write(
+            root / "v.webm", codec="libvpx-vp9", gop=20, options={"crf": "10", "b": "0"}
+        ),
     }
 
 
@@ -182,8 +184,10 @@ def memory(paths: list[str], reads: int) -> None:
     for p in procs:
         p.join()
     text = ", ".join(f"{a:.0f} -> {b:.0f} MB" for a, b in results)
-    print(f"\n[memory] {reads} random clip reads in 2 workers ({time.perf_counter() - start:.0f}"
-          f" s): RSS after 100 reads -> at the end: {text}")
+    print(
+        f"\n[memory] {reads} random clip reads in 2 workers ({time.perf_counter() - start:.0f}"
+        f" s): RSS after 100 reads -> at the end: {text}"
+    )
 
 
 def broken(root: Path) -> None:
@@ -198,12 +202,15 @@ def broken(root: Path) -> None:
     files["zero"].write_bytes(b"")
     files["text"].write_text("this is not a video\n" * 20)
     print("\n[broken files]")
-    code = ("import decord,sys; vr=decord.VideoReader(sys.argv[1], num_threads=1); "
-            "print(len(vr), vr.get_batch([0,1,2]).asnumpy().shape)")
+    code = (
+        "import decord,sys; vr=decord.VideoReader(sys.argv[1], num_threads=1); "
+        "print(len(vr), vr.get_batch([0,1,2]).asnumpy().shape)"
+    )
     for name, path in files.items():
         try:
-            out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True,
-                                 text=True, timeout=60)
+            out = subprocess.run(
+                [sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=60
+            )
             last = (out.stderr.strip().splitlines() or [""])[-1][:100]
             result = f"exit {out.returncode}: {out.stdout.strip() or last}"
         except subprocess.TimeoutExpired:
