@@ -302,8 +302,8 @@ def evaluate_checkpoint(
     classes = list(ckpt["classes"])
     info = init_distributed(cfg.train.device)
     try:
-        records, list_name = eval_records(cfg, classes, info, list_path=list_path, root=root)
         model = build_model_from_checkpoint(ckpt, device=info.device, source=str(checkpoint))
+        records, list_name = eval_records(cfg, classes, info, list_path=list_path, root=root)
         report = evaluate(
             model,
             build_test_batches(cfg, records, info),
