@@ -271,3 +271,23 @@ def test_two_gloo_ranks_agree_on_sigint_survive_kill_9_and_resume_exactly(tiny_b
     assert difference <= 1e-6
     assert [r["step"] for r in rows(out, "train")] == list(range(1, 7))
     assert_no_step_twice(out)
+
+
+def test_a_mid_epoch_resume_decodes_only_the_batches_after_its_checkpoint(
+    tiny_builtin, tmp_path, monkeypatch
+):
+    from nlvideo.data.dataset import VideoClipDataset
+
+    _, overrides = tiny_builtin
+    run_training(load_config(None, run_args(overrides, tmp_path, "train.max_steps=3")))
+    read = []
+    getitem = VideoClipDataset.__getitem__
+
+    def counting(self, index):
+        read.append(index)
+        return getitem(self, index)
+
+    monkeypatch.setattr(VideoClipDataset, "__getitem__", counting)
+    run_training(load_config(None, run_args(overrides, tmp_path, "train.max_steps=4")))
+    assert len(read) == 2  # one batch of 2 videos: step 4, not steps 1-3 again
+    assert load_checkpoint(tmp_path / "last.pt")["step"] == 4

@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -31,9 +30,9 @@ from tqdm import tqdm
 from nlvideo.config import Config, config_to_dict, config_to_yaml
 from nlvideo.data.annotations import VideoRecord, save_classes
 from nlvideo.data.transforms import DeviceBatch, TestTransform, TrainTransform, prefetch
+from nlvideo.engine.batches import epoch_batches
 from nlvideo.engine.checkpoint import (
     capture_rng_state,
-    restore_rng_state,
     save_checkpoint,
     seed_everything,
     unwrap_model,
@@ -115,8 +114,8 @@ class Trainer:
         self.num_epochs = (
             math.ceil(t.iterations / self.steps_per_epoch) if t.iterations > 0 else t.epochs
         )
-        # The train transform's generator is re-seeded every epoch: augmentation replays
-        # exactly on resume even though prefetch draws a batch ahead.
+        # The train transform's generator is re-seeded every batch: a resume starts mid-epoch
+        # without decoding the batches before it, even though prefetch draws a batch ahead.
         self.train_transform, self.test_transform = parts.train_transform, parts.test_transform
         self.epoch, self.step, self.batches_done = 0, 0, 0
         self.best_metric, self.best_epoch = -1.0, 0
@@ -260,28 +259,18 @@ class Trainer:
         return {**last, "scored": {**scored, **best, "best_video_top1": self.best_metric}}
 
     def _batches(self, epoch: int) -> Iterator[DeviceBatch]:
-        """The epoch's batches, after those done before a mid-epoch checkpoint.
-
-        Sample order (sampler), clip windows (dataset) and augmentation (transform generator)
-        depend only on (seed, epoch, rank, position), so the skipped batches are replayed and
-        discarded; the global RNG states are then restored to where the checkpoint took them.
-        """
-        self.train_loader.sampler.set_epoch(epoch)
-        seed = np.random.SeedSequence([self.cfg.train.seed, epoch, self.info.rank])
-        self.train_transform.generator.manual_seed(int(seed.generate_state(1)[0]))
-        if self._pending_rng is not None and self.batches_done == 0:
-            restore_rng_state(self._pending_rng)
-            self._pending_rng = None
-        if self.batches_done >= self.steps_per_epoch:  # stopped after the epoch's last step
-            batches: Iterator[DeviceBatch] = iter(())
-        else:
-            batches = prefetch(self.train_loader, self.device, self.train_transform)
-        for _ in range(self.batches_done if self.batches_done < self.steps_per_epoch else 0):
-            next(batches)
-        if self._pending_rng is not None:  # mid-epoch: the state was taken at this point
-            restore_rng_state(self._pending_rng)
-            self._pending_rng = None
-        return batches
+        """The epoch's batches from the first one not done (see ``nlvideo.engine.batches``)."""
+        rng, self._pending_rng = self._pending_rng, None
+        return epoch_batches(
+            self.train_loader,
+            self.device,
+            self.train_transform,
+            seed=self.cfg.train.seed,
+            epoch=epoch,
+            rank=self.info.rank,
+            start=self.batches_done,
+            rng_state=rng,
+        )
 
     def _train_epoch(self, epoch: int) -> dict[str, float]:
         t, model = self.cfg.train, self.model
