@@ -27,14 +27,18 @@ from nlvideo.pipeline import run_training
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# Runs itself, sending signal SIG to itself at the start of step AT (on the ranks in RANKS).
+# Sends signal SIG at the start of step AT (on the ranks in RANKS) to itself, or with GROUP=True
+# to its whole process group (loader workers included), as Ctrl-C in a terminal does.
 SELF_SIGNAL = """
 import os, signal, sys
 from nlvideo.engine import trainer
 step = trainer.Trainer._train_step
 def patched(self, batch):
     if self.step == AT - 1 and self.info.rank in RANKS:
-        os.kill(os.getpid(), signal.SIG)
+        if GROUP:
+            os.killpg(os.getpgid(0), signal.SIG)
+        else:
+            os.kill(os.getpid(), signal.SIG)
     return step(self, batch)
 trainer.Trainer._train_step = patched
 """
@@ -83,12 +87,24 @@ def assert_no_step_twice(folder: Path) -> None:
     assert steps == sorted(set(steps)), steps  # purged past the checkpoint on resume
 
 
-def self_signalling_run(args: list[str], sig: str, at: int) -> subprocess.CompletedProcess:
-    code = SELF_SIGNAL.replace("AT", str(at)).replace("RANKS", "(0,)").replace("SIG", sig)
+def signal_code(sig: str, at: int, ranks: tuple[int, ...] = (0,), group: bool = False) -> str:
+    code = SELF_SIGNAL.replace("AT", str(at)).replace("RANKS", str(ranks))
+    return code.replace("GROUP", str(group)).replace("SIG", sig)
+
+
+def self_signalling_run(
+    args: list[str], sig: str, at: int, group: bool = False
+) -> subprocess.CompletedProcess:
+    code = signal_code(sig, at, group=group)
     code += "from nlvideo.cli.train import main\nsys.exit(main(sys.argv[1:]))\n"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.run(
-        [sys.executable, "-c", code, *args], capture_output=True, text=True, env=env, timeout=600
+        [sys.executable, "-c", code, *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+        start_new_session=group,  # a process group of its own: the run and its workers
     )
 
 
@@ -173,7 +189,10 @@ def test_a_signal_saves_prints_the_resume_command_and_the_resume_is_exact(
 ):
     _, overrides = tiny_builtin
     out = tmp_path / "run"
-    result = self_signalling_run(run_args(overrides, out, "train.checkpoint_every=3"), sig, at=3)
+    # SIGTERM goes to the whole process group, loader workers included (they must not die).
+    workers = "data.num_workers=1" if sig == "SIGTERM" else "data.num_workers=0"
+    args = run_args(overrides, out, "train.checkpoint_every=3", workers)
+    result = self_signalling_run(args, sig, at=3, group=sig == "SIGTERM")
     assert result.returncode == status, result.stderr
     assert "Traceback" not in result.stderr
     lines = [x for x in result.stderr.splitlines() if x.startswith("nlvideo-train:")]
@@ -209,6 +228,9 @@ def test_kill_9_loses_at_most_checkpoint_every_steps_and_the_resume_is_exact(
     assert difference <= 1e-6
     assert [r["step"] for r in rows(out, "train")] == list(range(1, 9))
     assert_no_step_twice(out)
+    before = rows(out)
+    run_training(load_config(None, args))  # a finished run: evaluated again, nothing logged
+    assert rows(out) == before
 
 
 # --------------------------------------------------------------------------- DDP (2 gloo ranks)
@@ -231,8 +253,7 @@ def _ddp_worker(rank: int, port: int, cfg_dict: dict, result: str, sig: str, at:
     torch.set_num_threads(1)
     if sig:  # SIGINT on rank 1 only: both ranks must stop; SIGKILL on both
         ranks = (1,) if sig == "SIGINT" else (0, 1)
-        code = SELF_SIGNAL.replace("AT", str(at)).replace("RANKS", str(ranks))
-        exec(code.replace("SIG", sig), {})
+        exec(signal_code(sig, at, ranks), {})
     from nlvideo.engine.interrupt import TrainingInterrupted
 
     try:

@@ -8,6 +8,7 @@ the epoch's first n samples of this rank: a resumed run starts where its checkpo
 from __future__ import annotations
 
 import itertools
+import signal
 
 import torch
 from torch.utils.data import DataLoader, DistributedSampler, Sampler
@@ -70,8 +71,14 @@ class EpochDistributedSampler(DistributedSampler):
 
 
 def worker_init(worker_id: int) -> None:
-    """One intra-op thread per loader worker (decoding is parallel across workers)."""
+    """One intra-op thread per loader worker (decoding is parallel across workers).
+
+    Workers ignore SIGINT / SIGTERM: Ctrl-C (or a scheduler) signals the whole process group,
+    and the main process must be able to finish its step and save; it ends the workers itself.
+    """
     torch.set_num_threads(1)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
 
 
 def build_loader(
