@@ -193,7 +193,8 @@ class Trainer:
     def _stop_if_asked(self, votes: list[float] | None = None) -> None:
         """Save and raise ``TrainingInterrupted`` when any rank got SIGINT / SIGTERM."""
         if votes is None:  # between steps: one vote of every rank
-            votes = all_reduce_sum(torch.tensor(self.stop.votes()), self.info).tolist()
+            votes = torch.tensor(self.stop.votes(), device=self.device)  # NCCL: on the GPU
+            votes = all_reduce_sum(votes, self.info).tolist()
         signum = signal_from_votes(votes)
         if not signum:
             return
