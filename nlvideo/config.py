@@ -47,10 +47,16 @@ class ModelConfig:
 @dataclass
 class DataConfig:
     builtin: bool = True  # generate (once, cached) and use the built-in data set
-    root: str = ""  # prefix for relative video paths in the lists
-    train_list: str = ""  # "path label" list or Kinetics CSV (.csv)
+    # Your own data (data.builtin=false): a layout (datasets/README.md) in data.root.
+    format: str = "auto"  # auto | kinetics | list | ucf101 | hmdb51 | ssv2 | folder
+    root: str = ""  # the data set folder; relative list and video paths are found under it
+    train_list: str = ""  # "path label" list or Kinetics CSV (.csv); "" = the layout's own
     val_list: str = ""
-    class_index: str = ""  # JSON list/dict or one class name a line; "" = from the lists
+    class_index: str = ""  # class file (index labels need one); "" = the layout's or names
+    split: int = 1  # official split of ucf101 / hmdb51: 1 | 2 | 3
+    val_fraction: float = 0.2  # folder layout: share of each class held out for validation
+    skip_bad_rows: bool = False  # malformed / unknown-label rows: skipped, counted and listed
+    # in <output_dir>/skipped_rows.txt instead of an error
     num_frames: int = 8  # frames per clip (T)
     stride: int = 2  # temporal sampling stride, in frames (or at target_fps)
     target_fps: float | None = None  # resample videos to this frame rate before striding
@@ -136,6 +142,8 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "optim.schedule": ("cosine", "step"),
     "train.amp": ("none", "bf16", "fp16"),
     "data.backend": ("decord", "pyav"),
+    "data.format": ("auto", "kinetics", "list", "ucf101", "hmdb51", "ssv2", "folder"),
+    "data.split": (1, 2, 3),
     "model.pretrained_format": ("auto", "nlvideo", "pytorchvideo", "slowfast", "imagenet2d"),
 }
 _POSITIVE: tuple[str, ...] = (
@@ -244,6 +252,15 @@ def validate_config(cfg: Config) -> None:
         raise ValueError(
             f"config key data.test_crop_size: test crop {test_crop} is larger than "
             f"data.test_scale={cfg.data.test_scale}"
+        )
+    if not 0 < cfg.data.val_fraction < 1:
+        raise ValueError(
+            f"config key data.val_fraction: expected a value in (0, 1), got {cfg.data.val_fraction}"
+        )
+    if cfg.data.builtin and cfg.data.format != "auto":
+        raise ValueError(
+            f"config key data.format={cfg.data.format} is not read with data.builtin=true; "
+            "add data.builtin=false"
         )
     if cfg.data.target_fps is not None and cfg.data.target_fps <= 0:
         raise ValueError(f"config key data.target_fps: expected > 0, got {cfg.data.target_fps}")
