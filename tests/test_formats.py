@@ -318,3 +318,17 @@ def test_training_writes_its_folder_split_into_the_run_folder(tmp_path):
     listed = (out / "data" / "val.txt").read_text().splitlines()
     assert listed == [f"{r.path},{r.label}" for r in parts.val_records]
     assert json.loads((out / "data" / "classes.json").read_text()) == ["a", "b"]
+
+
+def test_a_kinetics_recipe_needs_only_data_root(tmp_path):
+    from nlvideo import pipeline
+    from nlvideo.config import load_config
+    from nlvideo.engine.distributed import init_distributed
+
+    root = write_kinetics(tmp_path / "k400", K400, 3, WRITE)
+    recipe = Path(__file__).parent.parent / "configs" / "kinetics400" / "i3d_r50_8x8.yaml"
+    cfg = load_config(recipe, [f"data.root={root}"])
+    pipeline.check_config(cfg)
+    data = pipeline.run_data(cfg, init_distributed("cpu"))
+    assert data.format == "kinetics" and data.classes == K400
+    assert len(data.train) == 3 * 2 and len(data.val) == 3
