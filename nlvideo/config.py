@@ -79,7 +79,7 @@ class DataConfig:
 class SyntheticConfig:
     """Parameters of the built-in data set (see nlvideo.builtin)."""
 
-    root: str = "data/builtin"  # cache folder; regenerated only when parameters change
+    root: str = "data/builtin"  # cache root: one sub-folder per parameter set
     num_train: int = 960
     num_val: int = 160
     seed: int = 0

@@ -254,12 +254,13 @@ def tiny_builtin(tmp_path_factory: pytest.TempPathFactory) -> tuple[object, list
     """A tiny generated built-in data set and the overrides of a config that uses it."""
     from nlvideo.builtin import generate_builtin_dataset
 
-    data = generate_builtin_dataset(tmp_path_factory.mktemp("tiny") / "data", **TINY_DATA)
+    cache = tmp_path_factory.mktemp("tiny") / "data"
+    data = generate_builtin_dataset(cache, **TINY_DATA)
     overrides = [
         *TINY_TEST_VIEWS,
         "data.num_clips=3",
         "train.device=cpu",
-        f"synthetic.root={data.root}",
+        f"synthetic.root={cache}",
         *[f"synthetic.{k}={v}" for k, v in TINY_DATA.items()],
     ]
     return data, overrides
