@@ -312,8 +312,8 @@ class ValidationReport:
         return not self.problems
 
     def bad_paths(self) -> set[str]:
-        """Paths of videos that cannot be read (missing or empty files)."""
-        return {p.where for p in self.problems if p.kind in ("missing", "empty")}
+        """Paths of videos that cannot be read (missing, empty or undecodable files)."""
+        return {p.where for p in self.problems if p.kind in ("missing", "empty", "undecodable")}
 
     def summary(self) -> str:
         """One line, e.g. '342 of 19,881 videos missing, 2 malformed rows'."""
@@ -323,6 +323,7 @@ class ValidationReport:
         phrases = {
             "missing": "videos missing",
             "empty": "empty (0-byte) files",
+            "undecodable": "videos that do not decode",
             "malformed": "malformed rows",
             "unknown_label": "unknown labels",
             "duplicate": "duplicates",
