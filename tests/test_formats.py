@@ -105,8 +105,11 @@ def test_hmdb51_flags_give_train_and_test_and_zero_is_unused(tmp_path, sub):
 
 
 # ----------------------------------------------------------------------------- ssv2
-def test_ssv2_labels_are_templates_without_brackets_and_videos_webm(tmp_path):
+@pytest.mark.parametrize("prefix", ["", "something-something-v2-"])
+def test_ssv2_labels_are_templates_without_brackets_and_videos_webm(tmp_path, prefix):
     root = write_ssv2(tmp_path, SSV2, 4, WRITE)
+    for name in ("labels", "train", "validation"):
+        (root / "labels" / f"{name}.json").rename(root / "labels" / f"{prefix}{name}.json")
     data = read_layout("ssv2", options(root))
     assert data.classes == [
         "Putting something on a surface",

@@ -1,5 +1,6 @@
 """``ssv2``: Something-Something v2 ``labels.json``, ``train.json``, ``validation.json``, webm.
 
+The JSON files may carry the release's prefix (``something-something-v2-labels.json``...).
 ``labels.json`` maps each template to its index ({"Putting something on a surface": "0"});
 each entry of ``train.json`` / ``validation.json`` has an "id" (the video ``<id>.webm``) and a
 "template" whose ``[something]`` brackets dropped give the label. ``data.root`` holds the JSON
@@ -19,14 +20,18 @@ from nlvideo.data.classes import NamedRecord, load_classes
 from nlvideo.data.formats.base import LayoutData, LayoutOptions, collect, first_file, require_root
 
 JSON_FOLDERS = ("", "labels", "annotations")
+PREFIX = "something-something-v2-"  # the release's file names: something-something-v2-train.json
 VIDEO_FOLDERS = ("20bn-something-something-v2", "videos", "")
 _BRACKETS = re.compile(r"\[([^\]]*)\]")
 
 
 def find_labels(root: Path) -> Path | None:
-    """``labels.json`` beside a ``train.json``, in the root, labels/ or annotations/."""
-    path = first_file([root / sub for sub in JSON_FOLDERS], ("labels.json",))
-    return path if path is not None and (path.parent / "train.json").is_file() else None
+    """``labels.json`` beside a ``train.json`` (or the release's prefixed names)."""
+    for prefix in ("", PREFIX):
+        path = first_file([root / sub for sub in JSON_FOLDERS], (f"{prefix}labels.json",))
+        if path is not None and (path.parent / f"{prefix}train.json").is_file():
+            return path
+    return None
 
 
 def _videos(root: Path) -> Path:
@@ -72,13 +77,15 @@ def read(options: LayoutOptions) -> LayoutData:
     labels = find_labels(root)
     if labels is None:
         raise ValueError(f"data.format=ssv2: no labels.json beside train.json under {root}")
-    val_json = labels.parent / "validation.json"
+    prefix = PREFIX if labels.name.startswith(PREFIX) else ""
+    train_json = labels.parent / f"{prefix}train.json"
+    val_json = labels.parent / f"{prefix}validation.json"
     if not val_json.is_file():
         raise ValueError(f"data.format=ssv2: {val_json} does not exist")
     videos = _videos(root)
     return LayoutData(
         format="ssv2",
-        train=read_entries(labels.parent / "train.json", videos, options.problems),
+        train=read_entries(train_json, videos, options.problems),
         val=read_entries(val_json, videos, options.problems),
         classes=load_classes(labels),
         source=str(labels.parent),
