@@ -123,7 +123,8 @@ class TrainConfig:
     eval_every: int = 5  # evaluate every N epochs (and always after the last)
     resume: str = ""  # checkpoint to resume; "" = output_dir/last.pt when it exists
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    log_every: int = 10  # steps between metrics.jsonl / TensorBoard records
+    log_every: int = 10  # steps between metrics.jsonl / TensorBoard records (and log lines)
+    checkpoint_every: int = 0  # > 0: also save last.pt every N steps within an epoch
     label_smoothing: float = 0.0
     progress: bool = True  # tqdm progress bar on rank 0
 
@@ -171,6 +172,7 @@ _NON_NEGATIVE: tuple[str, ...] = (
     "optim.warmup_iters",
     "train.iterations",
     "train.max_steps",
+    "train.checkpoint_every",
 )
 
 
@@ -275,6 +277,42 @@ def validate_config(cfg: Config) -> None:
         raise ValueError(
             f"config key train.device: expected auto, cpu, cuda or cuda:N, got {cfg.train.device!r}"
         )
+
+
+def check_paths(cfg: Config) -> None:
+    """Files and folders the config names must exist and be of the right kind (no imports).
+
+    Cheap enough to run before torch is imported: a mistyped path is reported at once.
+
+    Raises:
+        ValueError: ``<path>: <what is wrong> (<key>)``.
+    """
+    pretrained = cfg.model.pretrained
+    files = {"model.pretrained": "" if "://" in pretrained else pretrained}
+    d = cfg.data
+    root = Path(d.root) if d.root else None
+    if not d.builtin:
+        if d.format == "list":
+            for key in ("train_list", "val_list"):
+                if not getattr(d, key):
+                    raise ValueError(f"config key data.{key}: required with data.format=list")
+        elif root is None and not d.train_list:
+            raise ValueError(
+                "config key data.root: required when data.builtin=false (the data set's "
+                "folder; or data.train_list / data.val_list)"
+            )
+        if root is not None and not root.is_dir():
+            what = "is not a directory" if root.exists() else "does not exist"
+            raise ValueError(f"{root}: {what} (data.root)")
+        for key in ("train_list", "val_list", "class_index"):
+            value = getattr(d, key)  # as given, else under data.root (relative paths)
+            if value and root is not None and not Path(value).exists():
+                value = str(root / value) if (root / value).exists() else value
+            files[f"data.{key}"] = value
+    for key, value in files.items():
+        if value and not Path(value).is_file():
+            what = "is a directory, expected a file" if Path(value).is_dir() else "does not exist"
+            raise ValueError(f"{value}: {what} ({key})")
 
 
 def config_to_dict(cfg: Config) -> dict[str, Any]:
