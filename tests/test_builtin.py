@@ -53,10 +53,11 @@ def test_same_seed_gives_identical_files(small, tmp_path):
 
 def test_encoding_the_same_frames_again_gives_the_same_bytes(small, tmp_path):
     params = SyntheticParams(**json.loads((small.root / "manifest.json").read_text())["params"])
-    for index in range(4):
+    # Before mbtree=0, clip 1 of this set came out in 4 different encodings over 12 tries.
+    for index in range(8):
         _, frames, _ = render_dataset_clip(params, "train", index)
         digests = set()
-        for attempt in range(3):
+        for attempt in range(8):
             noise = np.random.default_rng(attempt).integers(0, 256, (64, 32, 32, 3), np.uint8)
             [av.VideoFrame.from_ndarray(f).reformat(format="yuv420p") for f in noise]  # dirty heap
             write_mp4(tmp_path / "clip.mp4", frames, fps=25, crf=18, gop=12)
