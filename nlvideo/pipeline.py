@@ -32,7 +32,7 @@ from nlvideo.engine.trainer import Trainer, TrainingParts
 from nlvideo.metrics import EvalReport
 from nlvideo.models import MODELS, build_model
 from nlvideo.models.non_local import MODES
-from nlvideo.models.pretrained import load_pretrained
+from nlvideo.models.pretrained import open_pretrained
 
 logger = logging.getLogger(__name__)
 
@@ -219,6 +219,9 @@ def build_test_batches(
 def build_network(cfg: Config, num_classes: int) -> tuple[nn.Module, dict[str, Any]]:
     """The configured network (seeded by ``train.seed``, then ``model.pretrained`` if set).
 
+    A weights file is read once; its Non-local semantics (e.g. PySlowFast's and Caffe2's pool-
+    first, scaled logits) override the config's, so the model computes what the file's did.
+
     Returns:
         The model on the CPU and the ``build_model`` keywords it was built with.
 
@@ -231,10 +234,21 @@ def build_network(cfg: Config, num_classes: int) -> tuple[nn.Module, dict[str, A
             f"model.num_classes={m.num_classes} but the data has {num_classes} classes"
         )
     kwargs = m.model_kwargs(num_classes)
+    pretrained = open_pretrained(m.pretrained, m.pretrained_format) if m.pretrained else None
+    if pretrained is not None:
+        # The file's Non-local semantics (PySlowFast/Caffe2: pool first, scaled logits).
+        changed = {k: v for k, v in pretrained.model_options.items() if kwargs.get(k) != v}
+        if changed:
+            logger.info(
+                "model.pretrained (%s) sets %s",
+                pretrained.format,
+                ", ".join(f"model.{k}={v}" for k, v in changed.items()),
+            )
+            kwargs.update(changed)
     seed_everything(cfg.train.seed)  # the same initial weights on every rank
     model = build_model(m.name, **kwargs)
-    if m.pretrained:
-        load_pretrained(model, m.pretrained, m.pretrained_format)
+    if pretrained is not None:
+        pretrained.load_into(model, strict=m.pretrained_strict)
     return model, kwargs
 
 
