@@ -105,7 +105,10 @@ def read_source(path: str | Path) -> Source:
         try:
             content = restricted_loads(data)
         except Exception as e:  # pickle raises many types on garbage
-            raise ValueError(f"model.pretrained: {path} is corrupt or not a safe file: {e}") from e
+            raise ValueError(
+                f"model.pretrained: {path} is corrupt or not a plain pickle of arrays "
+                f"(nothing was run): {e}"
+            ) from e
         if content != _TORCH_MAGIC:
             return Source(str(path), "pickle", content)
     try:
