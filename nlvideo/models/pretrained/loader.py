@@ -158,7 +158,8 @@ def apply_weights(
     state = {k: v for k, v in tensors.items() if k not in skip}
     model.load_state_dict(state, strict=False)
     report.loaded = sorted(state)
-    report.reinitialised = sorted(set(reset) | set(missing) | (weights.fresh & own.keys()))
+    kept = set(reset) | set(missing) | set(mismatched) | (weights.fresh & own.keys())
+    report.reinitialised = sorted(kept)
     report.ignored += [weights.origin.get(k, k) for k in unexpected + mismatched]
     report.notes = {k: v for k, v in weights.notes.items() if k in state}
     return report
