@@ -32,7 +32,7 @@ from nlvideo.engine.trainer import Trainer, TrainingParts
 from nlvideo.metrics import EvalReport
 from nlvideo.models import MODELS, build_model
 from nlvideo.models.non_local import MODES
-from nlvideo.models.pretrained import open_pretrained
+from nlvideo.models.pretrained import Pretrained, open_pretrained
 
 logger = logging.getLogger(__name__)
 
@@ -216,11 +216,14 @@ def build_test_batches(
 # --------------------------------------------------------------------------- models and jobs
 
 
-def build_network(cfg: Config, num_classes: int) -> tuple[nn.Module, dict[str, Any]]:
+def build_network(
+    cfg: Config, num_classes: int, pretrained: Pretrained | None = None
+) -> tuple[nn.Module, dict[str, Any]]:
     """The configured network (seeded by ``train.seed``, then ``model.pretrained`` if set).
 
-    A weights file is read once; its Non-local semantics (e.g. PySlowFast's and Caffe2's pool-
-    first, scaled logits) override the config's, so the model computes what the file's did.
+    The weights file is read once (``pretrained``: already opened); its Non-local semantics
+    (PySlowFast's and Caffe2's: pool first, scaled logits) override the config's, so the model
+    computes what the file's did.
 
     Returns:
         The model on the CPU and the ``build_model`` keywords it was built with.
@@ -234,7 +237,8 @@ def build_network(cfg: Config, num_classes: int) -> tuple[nn.Module, dict[str, A
             f"model.num_classes={m.num_classes} but the data has {num_classes} classes"
         )
     kwargs = m.model_kwargs(num_classes)
-    pretrained = open_pretrained(m.pretrained, m.pretrained_format) if m.pretrained else None
+    if pretrained is None and m.pretrained:
+        pretrained = open_pretrained(m.pretrained, m.pretrained_format)
     if pretrained is not None:
         # The file's Non-local semantics (PySlowFast/Caffe2: pool first, scaled logits).
         changed = {k: v for k, v in pretrained.model_options.items() if kwargs.get(k) != v}
@@ -255,8 +259,11 @@ def build_network(cfg: Config, num_classes: int) -> tuple[nn.Module, dict[str, A
 def build_training(cfg: Config, info: DistInfo) -> TrainingParts:
     """Everything a ``Trainer`` needs, from the config."""
     check_config(cfg)
+    # An unreadable, unsafe or unknown weights file fails before any data work.
+    m = cfg.model
+    pretrained = open_pretrained(m.pretrained, m.pretrained_format) if m.pretrained else None
     data = run_data(cfg, info)
-    model, kwargs = build_network(cfg, len(data.classes))
+    model, kwargs = build_network(cfg, len(data.classes), pretrained)
     return TrainingParts(
         model=model,
         model_kwargs=kwargs,

@@ -173,3 +173,32 @@ def test_an_unknown_layout_names_the_formats(tmp_path: Path) -> None:
 def test_a_missing_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match=r"absent\.pkl"):
         load_pretrained(build_model("i3d_tiny"), tmp_path / "absent.pkl")
+
+
+def test_a_bad_weights_file_fails_before_any_data_work(tmp_path: Path, monkeypatch) -> None:
+    (tmp_path / "weights.pkl").write_bytes(b"not a pickle at all")
+
+    def no_data(*args, **kwargs):
+        raise AssertionError("data work started before the weights file was read")
+
+    monkeypatch.setattr(pipeline, "run_data", no_data)
+    cfg = load_config(None, [f"model.pretrained={tmp_path / 'weights.pkl'}"])
+    with pytest.raises(ValueError, match=r"weights\.pkl is corrupt"):
+        pipeline.build_training(cfg, info=None)
+
+
+def test_the_cli_shows_which_tensors_do_not_fit(capsys) -> None:
+    from nlvideo.cli.common import USAGE_ERROR, run_command
+
+    def job() -> int:
+        raise PretrainedMismatchError(
+            "model.pretrained: x.pt (nlvideo)", ["a"], [], ["b [1] vs [2]"]
+        )
+
+    assert run_command("nlvideo-train", job) == USAGE_ERROR
+    assert capsys.readouterr().err.splitlines() == [
+        "nlvideo-train: error: model.pretrained: x.pt (nlvideo) does not fit the model "
+        "(model.pretrained_strict=false loads the rest)",
+        "  1 missing from the file: a",
+        "  1 shape differs (file vs model): b [1] vs [2]",
+    ]

@@ -9,6 +9,7 @@ import warnings
 from collections.abc import Callable
 
 USAGE_ERROR = 2  # exit status of a user mistake (bad argument, key, file or list line)
+PARTICULARS = 5  # indented lines of an error message shown after its first line
 INTERRUPTED = 130  # exit status after Ctrl-C, as a shell reports it
 
 
@@ -25,7 +26,8 @@ def setup_logging(level: int) -> None:
 
 
 def run_command(prog: str, job: Callable[[], int], *, debug: bool = False) -> int:
-    """Run ``job``; a user mistake becomes one line on stderr and exit status 2.
+    """Run ``job``; a user mistake becomes one line on stderr (plus up to ``PARTICULARS``
+    indented lines of particulars) and exit status 2.
 
     User mistakes are ``ValueError`` (bad keys, values, lists and checkpoints; their messages
     name the key, file or line) and ``FileNotFoundError``. With ``debug`` they propagate with
@@ -39,8 +41,10 @@ def run_command(prog: str, job: Callable[[], int], *, debug: bool = False) -> in
     except (ValueError, FileNotFoundError) as e:
         if debug:
             raise
-        message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        print(f"{prog}: error: {message}", file=sys.stderr)
+        lines = str(e).strip().splitlines() or [type(e).__name__]
+        # The first line, then the first few indented particulars (e.g. tensors that differ).
+        particulars = [line for line in lines[1:] if line.startswith("  ")][:PARTICULARS]
+        print("\n".join([f"{prog}: error: {lines[0]}", *particulars]), file=sys.stderr)
         return USAGE_ERROR
 
 
