@@ -278,3 +278,18 @@ def test_a_torch_file_is_not_caffe2(tmp_path: Path) -> None:
     torch.save(build_model("i3d_tiny").state_dict(), tmp_path / "model.pyth")
     with pytest.raises(ValueError, match=r"model\.pyth is not a caffe2 file"):
         load_pretrained(build_model("i3d_tiny"), tmp_path / "model.pyth", "caffe2")
+
+
+def test_a_test_net_pred_conv_loads_and_another_class_count_resets_it(tmp_path: Path) -> None:
+    source = randomize(build_model("i3d_nl_tiny", num_classes=400, **SOFTMAX_NL))
+    blobs = caffe2_blobs(source)
+    blobs["pred_w"] = blobs["pred_w"].reshape(400, 256, 1, 1, 1)  # the "test" split's 1x1x1 conv
+    path = _write(tmp_path, blobs)
+    same = build_model("i3d_nl_tiny", num_classes=400, **SOFTMAX_NL)
+    assert not load_pretrained(same, path).reinitialised
+    assert max_diff(logits64(same), logits64(source)) == 0.0
+    other = build_model("i3d_nl_tiny", num_classes=8, **SOFTMAX_NL)
+    assert load_pretrained(other, path).reinitialised == [
+        "blocks.6.proj.bias",
+        "blocks.6.proj.weight",
+    ]
