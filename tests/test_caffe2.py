@@ -296,3 +296,16 @@ def test_a_test_net_pred_conv_loads_and_another_class_count_resets_it(tmp_path: 
         "blocks.6.proj.bias",
         "blocks.6.proj.weight",
     ]
+
+
+def test_loading_into_a_padded_stem_pool_says_outputs_differ(tmp_path: Path, caplog) -> None:
+    # resnet_video.py's pool1 has pads 0; PySlowFast's stem (ours) pads by 1.
+    model = build_model("i3d_tiny")
+    path = _write(tmp_path, caffe2_blobs(model))
+    load_pretrained(build_model("i3d_tiny"), path)
+    assert "max-pooled the stem without padding; this model pads it by 1" in caplog.text
+    unpadded = build_model("i3d_tiny")
+    unpadded.blocks[0].pool.padding = (0, 0, 0)
+    caplog.clear()
+    load_pretrained(unpadded, path)
+    assert "stem" not in caplog.text

@@ -164,6 +164,7 @@ def _convert(source: Source, model: nn.Module) -> Weights:
             f"model.pretrained: {source.path}: blobs that are not arrays: {not_arrays}"
         )
     names = [k for k in blobs if isinstance(k, str)]
+    _warn_if_stem_pool_pads(model, source.path)
     if not any(k.endswith(("_bn_rm", "_bn_riv")) for k in names):
         _fill_frozen_bn(weights, model)
         if any(k.startswith("nonlocal_conv3_") for k in names):
@@ -173,6 +174,22 @@ def _convert(source: Source, model: nn.Module) -> Weights:
                 source.path,
             )
     return weights
+
+
+def _warn_if_stem_pool_pads(model: nn.Module, path: str) -> None:
+    """The release's nets max-pool the stem without padding (``pool1``: pads 0), so at 224
+    pixels res2 is 55x55; PySlowFast's layout (ours) pads by 1 (56x56), as PySlowFast runs its
+    ``Kinetics/c2`` zoo. Same weights, slightly different outputs: say so."""
+    pool = next((m for m in model.modules() if isinstance(m, nn.MaxPool3d)), None)
+    padding = getattr(pool, "padding", 0)
+    pads = padding if isinstance(padding, tuple) else (padding,) * 3
+    if any(p != 0 for p in pads[1:]):
+        logger.warning(
+            "%s: the Caffe2 net max-pooled the stem without padding; this model pads it by 1 "
+            "(PySlowFast's layout, in which PySlowFast evaluates these weights), so its outputs "
+            "differ slightly from the Caffe2 net's",
+            path,
+        )
 
 
 def _fill_frozen_bn(weights: Weights, model: nn.Module) -> None:
