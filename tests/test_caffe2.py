@@ -21,7 +21,7 @@ import torch
 from pretrained_helpers import logits64, max_diff, randomize
 from torch import nn
 
-from nlvideo.models import build_model
+from nlvideo.models import MODELS, build_model
 from nlvideo.models.pretrained import PretrainedMismatchError, load_pretrained, open_pretrained
 from nlvideo.models.pretrained.slowfast_pyth import slowfast_to_ours
 
@@ -309,3 +309,29 @@ def test_loading_into_a_padded_stem_pool_says_outputs_differ(tmp_path: Path, cap
     caplog.clear()
     load_pretrained(unpadded, path)
     assert "stem" not in caplog.text
+
+
+PAPER_NETS = [n for n in ("i3d_nl5_r50_32x2", "c2d_nl5_r50_32x2") if n in MODELS]
+
+
+@pytest.mark.skipif(not PAPER_NETS, reason="the paper's 32-frame networks are not in this tree")
+@pytest.mark.parametrize("name", PAPER_NETS)
+def test_caffe2_32x2_release_loads_into_the_papers_network(name, tmp_path: Path, caplog) -> None:
+    # resnet_video_org.py: conv1 temporal stride 2, pool1 2x3x3 stride 2 without padding.
+    source = randomize(build_model(name, **SOFTMAX_NL))
+    path = _write(tmp_path, caffe2_blobs(source), f"{name}_IN_pretrain_400k.pkl")
+    target = build_model(name, **SOFTMAX_NL)
+    assert not load_pretrained(target, path).reinitialised
+    clip = (1, 3, 16, 32, 32)  # 32x2 clips are 32 frames; 16 keep the test cheap
+    assert max_diff(logits64(target, shape=clip), logits64(source, shape=clip)) == 0.0
+    assert "stem without padding" not in caplog.text
+
+
+@pytest.mark.skipif("i3d_nl5_r101_32x2" not in MODELS, reason="no paper R101 network here")
+def test_caffe2_r101_release_blob_names_fit_the_papers_r101() -> None:
+    # NONLOCAL.LAYER_MOD for R101: res3 blocks 1, 3; res4 blocks 6, 13, 20.
+    keys = build_model("i3d_nl5_r101_32x2").state_dict()
+    names = {caffe2_name(k) for k in keys} - {None}
+    expected = {f"nonlocal_conv4_{i}_theta_w" for i in (6, 13, 20)}
+    expected |= {f"nonlocal_conv3_{i}_theta_w" for i in (1, 3)}
+    assert {n for n in names if n.endswith("_theta_w")} == expected
