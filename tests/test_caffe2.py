@@ -8,6 +8,7 @@ pickle, and cross-checked against PySlowFast's Caffe2 name conversion
 
 from __future__ import annotations
 
+import codecs
 import io
 import os
 import pickle
@@ -267,6 +268,18 @@ def test_a_malicious_pickle_runs_nothing(payload, fmt, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"evil\.pkl.*nothing was run.*refused \w+\.(open|system)"):
         load_pretrained(build_model("i3d_tiny"), path, fmt)
     assert not victim.exists()
+
+
+class _OtherCodec:
+    def __reduce__(self):
+        return (codecs.encode, ("payload", "rot13"))
+
+
+def test_only_the_latin1_codec_is_admitted(tmp_path: Path) -> None:
+    path = tmp_path / "codec.pkl"
+    path.write_bytes(pickle.dumps({"conv1_w": _OtherCodec()}, protocol=2))
+    with pytest.raises(ValueError, match=r"refused _codecs\.encode with codec 'rot13'"):
+        load_pretrained(build_model("i3d_tiny"), path)
 
 
 def test_object_arrays_are_refused(tmp_path: Path) -> None:

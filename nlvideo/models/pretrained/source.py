@@ -22,6 +22,13 @@ import torch
 _TORCH_MAGIC = 0x1950A86A20F9469CFC6C  # first pickle of a legacy (non-zip) torch.save file
 
 
+def _latin1_encode(text: str, encoding: str = "latin1") -> bytes:
+    """``_codecs.encode`` for the one codec protocol-2 pickles of bytes use, no other."""
+    if encoding.lower().replace("-", "").replace("_", "") not in ("latin1", "iso88591"):
+        raise pickle.UnpicklingError(f"refused _codecs.encode with codec {encoding!r}")
+    return codecs.encode(text, "latin1")
+
+
 def _numpy_globals() -> dict[tuple[str, str], Any]:
     """The numpy callables a pickled array needs, under numpy 1.x and 2.x module names."""
     try:
@@ -30,24 +37,22 @@ def _numpy_globals() -> dict[tuple[str, str], Any]:
         from numpy.core import multiarray
     allowed: dict[tuple[str, str], Any] = {("numpy", "ndarray"): np.ndarray}
     allowed[("numpy", "dtype")] = np.dtype
-    # Python 3 pickles bytes under protocol 2 as _codecs.encode(str, "latin1"), a pure function.
-    allowed[("_codecs", "encode")] = codecs.encode
+    # Python 3 pickles bytes under protocol 2 as _codecs.encode(str, "latin1").
+    allowed[("_codecs", "encode")] = _latin1_encode
     for module in ("numpy.core.multiarray", "numpy._core.multiarray"):
         allowed[(module, "_reconstruct")] = multiarray._reconstruct
         allowed[(module, "scalar")] = multiarray.scalar
     return allowed
 
 
+_ALLOWED = _numpy_globals() | {("collections", "OrderedDict"): dict}
+
+
 class RestrictedUnpickler(pickle.Unpickler):
     """Unpickles plain data and numpy arrays only; any other global raises, nothing runs."""
 
-    _allowed: dict[tuple[str, str], Any] | None = None
-
     def find_class(self, module: str, name: str) -> Any:
-        if RestrictedUnpickler._allowed is None:
-            RestrictedUnpickler._allowed = _numpy_globals()
-            RestrictedUnpickler._allowed[("collections", "OrderedDict")] = dict
-        found = RestrictedUnpickler._allowed.get((module, name))
+        found = _ALLOWED.get((module, name))
         if found is None:
             raise pickle.UnpicklingError(
                 f"refused {module}.{name}: only arrays, numbers and strings are read"
