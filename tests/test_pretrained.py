@@ -197,7 +197,7 @@ def test_the_cli_shows_which_tensors_do_not_fit(capsys) -> None:
 
     assert run_command("nlvideo-train", job) == USAGE_ERROR
     assert capsys.readouterr().err.splitlines() == [
-        "nlvideo-train: error: model.pretrained: x.pt (nlvideo) does not fit the model "
+        "nlvideo-train: model.pretrained: x.pt (nlvideo) does not fit the model "
         "(model.pretrained_strict=false loads the rest)",
         "  1 missing from the file: a",
         "  1 shape differs (file vs model): b [1] vs [2]",
