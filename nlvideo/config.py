@@ -30,12 +30,21 @@ class ModelConfig:
     nl_scale_logits: bool = False  # divide logits by sqrt(channels)
     nl_sub_sample: bool = True  # 1x2x2 max-pool on phi/g (paper)
     zero_init_final_bn: bool | None = None  # residual blocks start as identity; None = per model
-    pretrained: str = ""  # nlvideo / pytorchvideo / PySlowFast checkpoint or 2-D ImageNet weights
-    pretrained_format: str = "auto"  # auto | nlvideo | pytorchvideo | slowfast | imagenet2d
+    # Weights to start from (nlvideo / pytorchvideo / PySlowFast / Caffe2 checkpoint or 2-D
+    # ImageNet ResNet); the Non-local options then follow the file.
+    pretrained: str = ""
+    pretrained_format: str = "auto"  # auto (from the file) | a format of models.pretrained
+    pretrained_strict: bool = True  # any tensor that does not fit is an error (new head excepted)
 
     def model_kwargs(self, num_classes: int) -> dict[str, Any]:
         """Keyword arguments of ``nlvideo.models.build_model``: every field but the ones below."""
-        not_options = ("name", "num_classes", "pretrained", "pretrained_format")
+        not_options = (
+            "name",
+            "num_classes",
+            "pretrained",
+            "pretrained_format",
+            "pretrained_strict",
+        )
         options = {
             f.name: getattr(self, f.name)
             for f in dataclasses.fields(self)
@@ -138,6 +147,8 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
 
 
+# The readers of nlvideo.models.pretrained (spelled here: config imports nothing of the models).
+PRETRAINED_FORMATS = ("nlvideo", "pytorchvideo", "slowfast", "caffe2", "imagenet2d")
 _CHOICES: dict[str, tuple[str, ...]] = {
     "optim.name": ("sgd", "adamw"),
     "optim.schedule": ("cosine", "step"),
@@ -145,7 +156,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "data.backend": ("decord", "pyav"),
     "data.format": ("auto", "kinetics", "list", "ucf101", "hmdb51", "ssv2", "folder"),
     "data.split": (1, 2, 3),
-    "model.pretrained_format": ("auto", "nlvideo", "pytorchvideo", "slowfast", "imagenet2d"),
+    "model.pretrained_format": ("auto", *PRETRAINED_FORMATS),
 }
 _POSITIVE: tuple[str, ...] = (
     "data.num_frames",

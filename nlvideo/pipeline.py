@@ -42,7 +42,7 @@ from nlvideo.engine.trainer import Trainer, TrainingParts
 from nlvideo.metrics import EvalReport
 from nlvideo.models import MODELS, build_model
 from nlvideo.models.non_local import MODES
-from nlvideo.models.pretrained import load_pretrained
+from nlvideo.models.pretrained import Pretrained, open_pretrained
 
 logger = logging.getLogger(__name__)
 
@@ -241,8 +241,14 @@ def build_test_batches(
 # --------------------------------------------------------------------------- models and jobs
 
 
-def build_network(cfg: Config, num_classes: int) -> tuple[nn.Module, dict[str, Any]]:
+def build_network(
+    cfg: Config, num_classes: int, pretrained: Pretrained | None = None
+) -> tuple[nn.Module, dict[str, Any]]:
     """The configured network (seeded by ``train.seed``, then ``model.pretrained`` if set).
+
+    The weights file is read once (``pretrained``: already opened); its Non-local semantics
+    (PySlowFast's and Caffe2's: pool first, scaled logits) override the config's, so the model
+    computes what the file's did.
 
     Returns:
         The model on the CPU and the ``build_model`` keywords it was built with.
@@ -256,23 +262,38 @@ def build_network(cfg: Config, num_classes: int) -> tuple[nn.Module, dict[str, A
             f"model.num_classes={m.num_classes} but the data has {num_classes} classes"
         )
     kwargs = m.model_kwargs(num_classes)
+    if pretrained is None and m.pretrained:
+        pretrained = open_pretrained(m.pretrained, m.pretrained_format)
+    if pretrained is not None:
+        # The file's Non-local semantics (PySlowFast/Caffe2: pool first, scaled logits).
+        changed = {k: v for k, v in pretrained.model_options.items() if kwargs.get(k) != v}
+        if changed:
+            logger.info(
+                "model.pretrained (%s) sets %s",
+                pretrained.format,
+                ", ".join(f"model.{k}={v}" for k, v in changed.items()),
+            )
+            kwargs.update(changed)
     seed_everything(cfg.train.seed)  # the same initial weights on every rank
     model = build_model(m.name, **kwargs)
-    if m.pretrained:
-        load_pretrained(model, m.pretrained, m.pretrained_format)
+    if pretrained is not None:
+        pretrained.load_into(model, strict=m.pretrained_strict)
     return model, kwargs
 
 
 def build_training(cfg: Config, info: DistInfo) -> TrainingParts:
     """Everything a ``Trainer`` needs, from the config."""
     check_config(cfg)
+    # An unreadable, unsafe or unknown weights file fails before any data work.
+    m = cfg.model
+    pretrained = open_pretrained(m.pretrained, m.pretrained_format) if m.pretrained else None
     data = run_data(cfg, info)
     if info.is_main and not cfg.data.builtin:  # the split, to evaluate or train on again
         folder = write_splits(data, Path(cfg.train.output_dir) / "data")
         logger.info(
             "data split (%d / %d videos) written to %s", len(data.train), len(data.val), folder
         )
-    model, kwargs = build_network(cfg, len(data.classes))
+    model, kwargs = build_network(cfg, len(data.classes), pretrained)
     return TrainingParts(
         model=model,
         model_kwargs=kwargs,
