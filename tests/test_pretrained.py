@@ -181,7 +181,7 @@ def test_a_bad_weights_file_fails_before_any_data_work(tmp_path: Path, monkeypat
     def no_data(*args, **kwargs):
         raise AssertionError("data work started before the weights file was read")
 
-    monkeypatch.setattr(pipeline, "run_data", no_data)
+    monkeypatch.setattr(pipeline.jobs, "run_data", no_data)
     cfg = load_config(None, [f"model.pretrained={tmp_path / 'weights.pkl'}"])
     with pytest.raises(ValueError, match=r"weights\.pkl is corrupt"):
         pipeline.build_training(cfg, info=None)
