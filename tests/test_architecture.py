@@ -20,9 +20,19 @@ ALLOWED: dict[str, set[str]] = {
     "models": set(),
     "builtin": set(),
     "metrics": {"data"},
+    "vis": {"data", "models"},
     "engine": {"config", "data", "models", "metrics"},
     "pipeline": {"config", "data", "models", "builtin", "metrics", "engine"},
-    "cli": {"config", "data", "models", "builtin", "metrics", "engine", "pipeline"},
+    "cli": {
+        "config",
+        "data",
+        "models",
+        "builtin",
+        "metrics",
+        "engine",
+        "pipeline",
+        "vis",
+    },
 }
 MAX_LINES = 400
 
