@@ -22,6 +22,7 @@ ALLOWED: dict[str, set[str]] = {
     "metrics": {"data"},
     "vis": {"data", "models"},
     "engine": {"config", "data", "models", "metrics"},
+    "export": {"config", "data", "models", "metrics", "engine"},
     "pipeline": {"config", "data", "models", "builtin", "metrics", "engine"},
     "cli": {
         "config",
@@ -32,6 +33,7 @@ ALLOWED: dict[str, set[str]] = {
         "engine",
         "pipeline",
         "vis",
+        "export",
     },
 }
 MAX_LINES = 400

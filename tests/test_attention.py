@@ -9,14 +9,13 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
-from conftest import TINY_TEST_VIEWS, make_video
+from conftest import TINY_TEST_VIEWS, make_video, write_nl_checkpoint
 from PIL import Image
 from torch import nn
 
 from nlvideo.cli.attention import main
 from nlvideo.data.transforms import KINETICS_MEAN, KINETICS_STD
-from nlvideo.models import NLBlockND, build_model
-from nlvideo.models.hooks import non_local_blocks
+from nlvideo.models import NLBlockND
 from nlvideo.vis import Point, attention_maps, clip_frames, draw_attention, save_attention
 from nlvideo.vis.draw import GAP, PALETTE
 
@@ -127,23 +126,6 @@ def test_a_query_outside_the_clip_is_an_error():
 # --------------------------------------------------------------------------- the command
 
 
-def _write_nl_checkpoint(path, classes) -> None:
-    from nlvideo.config import config_to_dict, load_config
-    from nlvideo.engine.checkpoint import save_checkpoint
-    from nlvideo.models.pretrained import FORMAT
-
-    torch.manual_seed(0)
-    model = build_model("i3d_nl_tiny", num_classes=len(classes))
-    for block in non_local_blocks(model).values():
-        for p in block.parameters():
-            p.data = torch.randn_like(p) * 0.5
-    cfg = load_config(None, ["model.name=i3d_nl_tiny", *TINY_TEST_VIEWS, "data.backend=pyav"])
-    kwargs = {"num_classes": len(classes)}
-    state = {"format": FORMAT, "model": model.state_dict(), "model_name": "i3d_nl_tiny"}
-    state |= {"model_kwargs": kwargs, "classes": classes, "config": config_to_dict(cfg)}
-    save_checkpoint(path, state)
-
-
 def _bar(i: int, height: int, width: int) -> np.ndarray:
     image = np.full((height, width, 3), 30, np.uint8)
     x = (3 * i) % width
@@ -154,7 +136,8 @@ def _bar(i: int, height: int, width: int) -> np.ndarray:
 @pytest.fixture(scope="module")
 def command_inputs(tmp_path_factory):
     root = tmp_path_factory.mktemp("attention")
-    _write_nl_checkpoint(root / "nl.pt", ["left", "right", "still"])
+    views = [*TINY_TEST_VIEWS, "data.backend=pyav"]
+    write_nl_checkpoint(root / "nl.pt", ["left", "right", "still"], views)
     broken = root / "broken.mp4"
     broken.write_text("not a video\n")
     return root / "nl.pt", make_video(root / "bar.mp4", 16, (48, 32), frame_fn=_bar), broken

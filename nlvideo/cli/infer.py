@@ -4,6 +4,7 @@ Command line::
 
     nlvideo-infer a.mp4 b.mp4 --checkpoint runs/default/best.pt [--topk 5] [--json]
     nlvideo-infer long.mp4 --checkpoint best.pt --per-window --window-step 1.0
+    nlvideo-infer a.mp4 --model best.onnx  # an nlvideo-export file, run by onnxruntime
 
 An unreadable file is reported with its path and the reason; the others are still
 processed, and the exit status is 1 if any file failed (2 for a bad checkpoint/argument).
@@ -29,7 +30,10 @@ PROG = "nlvideo-infer"
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    p = new_parser(PROG, __doc__, checkpoint=True)
+    p = new_parser(PROG, __doc__)
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--checkpoint", help="nlvideo checkpoint (.pt)")
+    source.add_argument("--model", help="ONNX file from nlvideo-export (onnxruntime, CPU)")
     p.add_argument("videos", nargs="+", metavar="VIDEO", help="video files")
     p.add_argument("--topk", type=int, default=5, help="classes shown per video (default 5)")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
@@ -105,7 +109,14 @@ def _infer(args: argparse.Namespace) -> int:
         )
         if value is not None
     ]
-    predictor = build_predictor(args.checkpoint, device=args.device, overrides=overrides)
+    if args.model:  # the file carries the checkpoint's classes and test-time preprocessing
+        from nlvideo.export import onnx_predictor
+
+        predictor = onnx_predictor(
+            args.model, num_clips=args.clips, num_crops=args.crops, backend=args.backend
+        )
+    else:
+        predictor = build_predictor(args.checkpoint, device=args.device, overrides=overrides)
     results, failed = [], 0
     for path in args.videos:
         if args.per_window:

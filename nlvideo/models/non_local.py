@@ -198,8 +198,10 @@ class NLBlockND(nn.Module):
         if self.mode == "concatenate":
             w = self.concat_project.weight.flatten()
             c = theta.shape[-1]
-            # (N, L, 1) + (N, 1, M) -> (N, L, M)
-            logits = F.relu((theta @ w[:c])[:, :, None] + (phi @ w[c:])[:, None, :]) * self.scale
+            # (N, L, C) x (C, 1) -> (N, L, 1); (N, M, C) x (C, 1) -> (N, 1, M). Columns, not
+            # 1-D w: torch.onnx mis-translates this 3-D @ 1-D matmul (wrong numbers, no error).
+            a, b = theta @ w[:c, None], (phi @ w[c:, None]).transpose(1, 2)
+            logits = F.relu(a + b) * self.scale  # (N, L, 1) + (N, 1, M) -> (N, L, M)
         else:
             logits = theta @ phi.transpose(1, 2) * self.scale  # (N, L, C) x (N, C, M) -> (N, L, M)
         if self.mode in ("gaussian", "embedded"):
