@@ -84,3 +84,26 @@ def test_export_mode_gives_the_same_output_and_restores_the_fast_path(mode):
         torch.testing.assert_close(block(x), expected, rtol=1e-5, atol=1e-5)
     assert not block.exportable
     assert explicit == ([""] if mode == "concatenate" else [])
+
+
+def test_export_mode_keeps_the_queries_in_one_piece_whatever_the_thread_count(monkeypatch):
+    """Eager CPU splits a sample's queries by thread count: a jit trace would bake that in."""
+    from nlvideo.models import non_local
+
+    calls = []
+    sdpa = torch.nn.functional.scaled_dot_product_attention
+
+    def spy(query, *args, **kwargs):
+        calls.append(tuple(query.shape[:3]))  # (items, heads, queries per item)
+        return sdpa(query, *args, **kwargs)
+
+    monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention", spy)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 8)
+    monkeypatch.setattr(non_local, "_MIN_QUERIES_PER_PART", 1)
+    block = NLBlockND(8, mode="embedded").eval()
+    x = torch.randn(2, 8, 2, 8, 8)  # 128 queries per sample
+    expected = block(x)
+    assert calls == [(8, 1, 32)]  # 4 chunks of 32 queries per sample
+    with export_mode(block):
+        torch.testing.assert_close(block(x), expected, rtol=1e-5, atol=1e-5)
+    assert calls[1:] == [(2, 1, 128)]

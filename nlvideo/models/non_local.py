@@ -57,10 +57,10 @@ class NLBlockND(nn.Module):
 
     Attributes:
         exportable: Trace-friendly fast path (``nlvideo.export``): the same maths without the
-            CPU query split, whose chunk count depends on the thread count and batch size and
-            would be baked into a traced graph; ``concatenate`` through its ``L x M`` affinity
-            (its sort / searchsorted path has no ONNX form). Off by default; see
-            ``nlvideo.models.hooks.export_mode``.
+            CPU query split, whose chunk count depends on the thread count and batch size (a
+            jit trace would bake it in; torch.export skips it anyway), and ``concatenate``
+            through its ``L x M`` affinity (its sort / searchsorted path has no ONNX form).
+            Off by default; see ``nlvideo.models.hooks.export_mode``.
     """
 
     exportable: bool = False
