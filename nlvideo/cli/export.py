@@ -53,7 +53,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``nlvideo-export``; returns the exit status."""
     args = parse_args(argv)
     setup_logging(logging.WARNING)
-    return run_command(PROG, lambda: _export(args), debug=args.debug)
+    files = [("--checkpoint", args.checkpoint)]
+    return run_command(PROG, lambda: _export(args), debug=args.debug, files=files)
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -80,7 +81,7 @@ def _export(args: argparse.Namespace) -> int:
             tolerance=args.tolerance,
         )
     except ExportMismatch as e:
-        print(f"{PROG}: error: {e}", file=sys.stderr)
+        print(f"{PROG}: {e}", file=sys.stderr)
         return 1
     relative = report.max_diff / max(report.scale, 1e-12)
     print(
