@@ -234,6 +234,28 @@ def write_checkpoint(path: str | Path, classes: list[str], overrides: list[str])
     return Path(path)
 
 
+def write_nl_checkpoint(path: str | Path, classes: list[str], overrides: list[str]) -> Path:
+    """An i3d_nl_tiny checkpoint whose Non-local blocks have random weights (not the identity)."""
+    import torch
+
+    from nlvideo.config import config_to_dict, load_config
+    from nlvideo.engine.checkpoint import save_checkpoint
+    from nlvideo.models import build_model
+    from nlvideo.models.hooks import non_local_blocks
+    from nlvideo.models.pretrained import FORMAT
+
+    torch.manual_seed(0)
+    model = build_model("i3d_nl_tiny", num_classes=len(classes))
+    for block in non_local_blocks(model).values():
+        for p in block.parameters():
+            p.data = torch.randn_like(p) * 0.5
+    cfg = load_config(None, ["model.name=i3d_nl_tiny", *overrides])
+    state = {"format": FORMAT, "model": model.state_dict(), "model_name": "i3d_nl_tiny"}
+    state |= {"model_kwargs": {"num_classes": len(classes)}, "classes": list(classes)}
+    save_checkpoint(path, state | {"config": config_to_dict(cfg)})
+    return Path(path)
+
+
 # Test-time settings of the tiny checkpoints (4 frames at stride 2, 32-pixel views).
 TINY_TEST_VIEWS = [
     "data.num_frames=4",

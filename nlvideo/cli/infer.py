@@ -4,6 +4,7 @@ Command line::
 
     nlvideo-infer a.mp4 b.mp4 --checkpoint runs/default/best.pt [--topk 5] [--json]
     nlvideo-infer long.mp4 --checkpoint best.pt --per-window [--window-step 1.0]
+    nlvideo-infer a.mp4 --model best.onnx  # an nlvideo-export file, run by onnxruntime
 
 The answer per video is the mean of the softmax over all its views (clips x crops). With
 --per-window the windows tile the video by default (each starts where the previous ends, the
@@ -35,7 +36,10 @@ PROG = "nlvideo-infer"
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    p = new_parser(PROG, __doc__, checkpoint=True)
+    p = new_parser(PROG, __doc__)
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--checkpoint", help="nlvideo checkpoint (.pt)")
+    source.add_argument("--model", help="ONNX file from nlvideo-export (onnxruntime, CPU)")
     p.add_argument("videos", nargs="+", metavar="VIDEO", help="video files")
     p.add_argument("--topk", type=int, default=5, help="classes shown per video (default 5)")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
@@ -108,7 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     setup_logging(logging.WARNING)
     logging.getLogger("nlvideo.data").setLevel(logging.ERROR)  # failures are reported below
-    files = [("--checkpoint", args.checkpoint)]
+    files = [("--checkpoint", args.checkpoint), ("--model", args.model)]
     return run_command(PROG, lambda: _infer(args), debug=args.debug, files=files)
 
 
@@ -124,7 +128,14 @@ def _infer(args: argparse.Namespace) -> int:
         )
         if value is not None
     ]
-    predictor = build_predictor(args.checkpoint, device=args.device, overrides=overrides)
+    if args.model:  # the file carries the checkpoint's classes and test-time preprocessing
+        from nlvideo.export import onnx_predictor
+
+        predictor = onnx_predictor(
+            args.model, num_clips=args.clips, num_crops=args.crops, backend=args.backend
+        )
+    else:
+        predictor = build_predictor(args.checkpoint, device=args.device, overrides=overrides)
     results, failed = [], 0
     for path in args.videos:
         if args.per_window:

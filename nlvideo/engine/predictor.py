@@ -127,6 +127,24 @@ class Predictor:
                 out.append(torch.softmax(logits.float(), dim=1).cpu())
         return torch.cat(out).numpy()
 
+    def read_clips(self, path: str | Path) -> torch.Tensor:
+        """uint8 ``(num_clips, 3, T, H, W)`` clips of a video's test views, as in evaluation.
+
+        Raises:
+            VideoError: naming the file and why it cannot be read.
+        """
+        item = self._dataset(path)[0]
+        if item.failure is not None or item.clips is None or item.clips.shape[0] == 0:
+            raise VideoError(path, item.failure.reason if item.failure else "no frames decoded")
+        return item.clips
+
+    def _dataset(self, path: str | Path) -> VideoClipDataset:
+        return VideoClipDataset(
+            [VideoRecord(path=str(path), label=0, video_id=Path(path).stem)],
+            mode="test",
+            **{name: getattr(self, name) for name in _CLIP_OPTIONS},  # evaluation's sampling
+        )
+
     def predict(self, path: str | Path) -> VideoPrediction:
         """Average the softmax over ``num_clips`` clips x crops; errors go into ``error``.
 
@@ -134,12 +152,7 @@ class Predictor:
         (and the same failure reasons) as in evaluation.
         """
         result = VideoPrediction(str(path))
-        dataset = VideoClipDataset(
-            [VideoRecord(path=str(path), label=0, video_id=Path(path).stem)],
-            mode="test",
-            **{name: getattr(self, name) for name in _CLIP_OPTIONS},  # evaluation's sampling
-        )
-        item = dataset[0]
+        item = self._dataset(path)[0]
         if item.failure is not None or item.clips is None or item.clips.shape[0] == 0:
             result.error = item.failure.reason if item.failure else "no frames decoded"
             return result
