@@ -80,6 +80,9 @@ class SyntheticConfig:
     size: int = 64  # frame height and width
     min_frames: int = 16
     max_frames: int = 24
+    task: str = "motion"  # motion (8 time-reversed motions) | same_shape (S1 == S2? far apart)
+    min_distance: float = 32.0  # same_shape: least px between the two shapes' centres ...
+    max_distance: float | None = None  # ... and most (null: no bound; 0: near control, p2 = p1)
 
 
 @dataclass
@@ -136,6 +139,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "optim.schedule": ("cosine", "step"),
     "train.amp": ("none", "bf16", "fp16"),
     "data.backend": ("decord", "pyav"),
+    "synthetic.task": ("motion", "same_shape"),
     "model.pretrained_format": ("auto", "nlvideo", "pytorchvideo", "slowfast", "imagenet2d"),
 }
 _POSITIVE: tuple[str, ...] = (

@@ -88,6 +88,9 @@ def run_data(cfg: Config, info: DistInfo) -> RunData:
             "size": s.size,
             "min_frames": s.min_frames,
             "max_frames": s.max_frames,
+            "task": s.task,
+            "min_distance": s.min_distance,
+            "max_distance": s.max_distance,
         }
         if info.is_main:
             generate_builtin_dataset(s.root, **options)
