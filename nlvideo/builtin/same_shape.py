@@ -50,6 +50,7 @@ class SameShapeClip:
     shapes: tuple[str, str]  # S1, S2
     centres: tuple[tuple[float, float], tuple[float, float]]  # p1, p2 as (x, y) pixels
     radius: float
+    colours: tuple[tuple[float, ...], tuple[float, ...]]  # RGB in [0, 1] of S1 and S2
 
 
 def _shape_alpha(shape: str, centre: tuple[float, float], radius: float, size: int) -> np.ndarray:
@@ -165,5 +166,6 @@ def render_same_shape_clip(
         img = background * (1 - alphas[k]) + colours[k] * alphas[k]
         img = img + rng.normal(0.0, 0.02, size=img.shape)  # per-frame grain
         frames[t] = np.clip(img * 255.0 + 0.5, 0, 255).astype(np.uint8)
-    truth = SameShapeClip(label, (SHAPES[s1], SHAPES[s2]), (p1, p2), radius)
+    rgb = (tuple(float(v) for v in colours[0]), tuple(float(v) for v in colours[1]))
+    truth = SameShapeClip(label, (SHAPES[s1], SHAPES[s2]), (p1, p2), radius, rgb)
     return frames, truth
