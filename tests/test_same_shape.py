@@ -116,9 +116,9 @@ def test_the_near_control_puts_s2_exactly_where_s1_was():
 
 
 def test_impossible_distances_are_rejected_with_the_values(tmp_path):
-    with pytest.raises(ValueError, match="min_distance 90.0 px does not fit a 64x64 frame"):
+    with pytest.raises(ValueError, match=r"min_distance 90\.0 px does not fit a 64x64 frame"):
         generate_builtin_dataset(tmp_path, task="same_shape", min_distance=90.0, **TINY)
-    with pytest.raises(ValueError, match="0 <= min_distance <= max_distance, got 32.0, 8.0"):
+    with pytest.raises(ValueError, match=r"0 <= min_distance <= max_distance, got 32\.0, 8\.0"):
         generate_builtin_dataset(
             tmp_path, task="same_shape", min_distance=32.0, max_distance=8.0, **TINY
         )
