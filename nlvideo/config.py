@@ -29,6 +29,7 @@ class ModelConfig:
     nl_pool_first: bool = False  # max-pool phi/g before the 1x1x1 projections (cheaper)
     nl_scale_logits: bool = False  # divide logits by sqrt(channels)
     nl_sub_sample: bool = True  # 1x2x2 max-pool on phi/g (paper)
+    nl_block: str = "non_local"  # non_local | global_context (GCNet: one map for all queries)
     zero_init_final_bn: bool | None = None  # residual blocks start as identity; None = per model
     pretrained: str = ""  # nlvideo / pytorchvideo / PySlowFast checkpoint or 2-D ImageNet weights
     pretrained_format: str = "auto"  # auto | nlvideo | pytorchvideo | slowfast | imagenet2d
@@ -140,6 +141,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "train.amp": ("none", "bf16", "fp16"),
     "data.backend": ("decord", "pyav"),
     "synthetic.task": ("motion", "same_shape"),
+    "model.nl_block": ("non_local", "global_context"),
     "model.pretrained_format": ("auto", "nlvideo", "pytorchvideo", "slowfast", "imagenet2d"),
 }
 _POSITIVE: tuple[str, ...] = (
