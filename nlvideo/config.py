@@ -169,6 +169,7 @@ _NON_NEGATIVE: tuple[str, ...] = (
     "optim.warmup_iters",
     "train.iterations",
     "train.max_steps",
+    "synthetic.min_distance",
 )
 
 
@@ -257,6 +258,12 @@ def validate_config(cfg: Config) -> None:
         steps = _get(cfg, key)
         if list(steps) != sorted(steps):
             raise ValueError(f"config key {key}: expected increasing values, got {steps}")
+    syn = cfg.synthetic
+    if syn.max_distance is not None and syn.max_distance < syn.min_distance:
+        raise ValueError(
+            f"config key synthetic.max_distance: expected null or >= synthetic.min_distance="
+            f"{syn.min_distance}, got {syn.max_distance}"
+        )
     if cfg.optim.clip_grad_norm is not None and cfg.optim.clip_grad_norm <= 0:
         value = cfg.optim.clip_grad_norm
         raise ValueError(f"config key optim.clip_grad_norm: expected > 0 or null, got {value}")

@@ -126,6 +126,15 @@ def test_impossible_distances_are_rejected_with_the_values(tmp_path):
         sample_centres(_clip_rng(0, 0, 0), size=64, radius=10, min_distance=60, max_distance=61)
 
 
+def test_config_mistakes_name_the_synthetic_key():
+    with pytest.raises(ValueError, match=r"synthetic\.max_distance: expected null or >= synthe"):
+        load_config(RECIPE, ["synthetic.max_distance=8"])
+    with pytest.raises(ValueError, match=r"synthetic\.min_distance: expected >= 0, got -1"):
+        load_config(RECIPE, ["synthetic.min_distance=-1"])
+    with pytest.raises(ValueError, match=r"synthetic\.task: expected one of \['motion', 'same_"):
+        load_config(RECIPE, ["synthetic.task=colour"])
+
+
 def test_an_unknown_task_is_rejected_with_the_choices(tmp_path):
     with pytest.raises(ValueError, match=r"task must be one of \['motion', 'same_shape'\]"):
         generate_builtin_dataset(tmp_path, task="colour", **TINY)
