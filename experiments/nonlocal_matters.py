@@ -179,7 +179,8 @@ def train_one(overrides: list[str]) -> dict[str, Any]:
     evals = [r for r in records if r["kind"] == "eval"]
     first_up = next((r["step"] for r in evals if r["video_top1"] >= TAKE_OFF), None)
     model = build_model(cfg.model.name, **cfg.model.model_kwargs(num_classes=2))
-    state = load_checkpoint(Path(cfg.train.output_dir) / "last.pt")["model"]
+    last = Path(cfg.train.output_dir) / "last.pt"
+    state = load_checkpoint(last)["model"]
     return {
         "video_top1": report["video_top1"],
         "clip_top1": report["clip_top1"],
@@ -194,8 +195,99 @@ def train_one(overrides: list[str]) -> dict[str, Any]:
             for k, v in state.items()
             if k.endswith("out_norm.weight")
         },
+        # share of an S2 query's attention on S1's cells, per NL / GC block (and chance)
+        "attention_on_s1": _attention_of_run(cfg, last),
         "threads": torch.get_num_threads(),
     }
+
+
+def attention_on_s1(
+    model: Any, clips: Any, centres: Sequence[tuple[tuple[float, float], ...]], size: int
+) -> dict[str, tuple[float, float]]:
+    """Per attention block: the mean share of a query on S2 that falls on S1's cells.
+
+    For each clip, the query is the feature cell containing p2 in the last time step; the keys
+    are the (pooled) cells containing p1, at every time step (the temporal kernels mix time).
+    A Non-local map that relates S2 to S1 puts much more than chance there; a global-context
+    block (one map for every query) is measured the same way.
+
+    Args:
+        model: A network in eval mode with NLBlockND / GlobalContextBlock modules.
+        clips: float (N, 3, T, H, W), normalised as the test transform does.
+        centres: Per clip, ((x1, y1), (x2, y2)) in pixels.
+        size: Frame size in pixels.
+
+    Returns:
+        module name -> (mean share on S1's cells, chance share = those cells / all keys).
+    """
+    import torch
+
+    from nlvideo.models.global_context import GlobalContextBlock
+    from nlvideo.models.non_local import NLBlockND
+
+    maps: dict[str, tuple[Any, tuple[int, ...], tuple[int, ...]]] = {}
+
+    def hook(name: str) -> Callable:
+        def capture(module: Any, inputs: tuple, _output: Any) -> None:
+            x = inputs[0]
+            if isinstance(module, NLBlockND):
+                attention = module.forward_reference(x)[1]  # (N, L, M)
+                keys = tuple(module.pool(x[:, :1]).shape[2:])  # pooled (T, H, W) grid
+            else:
+                attention = module.attention(x)[:, None].expand(-1, x[0, 0].numel(), -1)
+                keys = tuple(x.shape[2:])
+            maps[name] = (attention, tuple(x.shape[2:]), keys)
+
+        return capture
+
+    handles = [
+        m.register_forward_hook(hook(n))
+        for n, m in model.named_modules()
+        if isinstance(m, NLBlockND | GlobalContextBlock)
+    ]
+    try:
+        with torch.no_grad():
+            model(clips)
+    finally:
+        for h in handles:
+            h.remove()
+    out = {}
+    for name, (attention, (tq, hq, wq), (tk, hk, wk)) in maps.items():
+        shares = []
+        for n, ((x1, y1), (x2, y2)) in enumerate(centres):
+            query = ((tq - 1) * hq + int(y2 * hq / size)) * wq + int(x2 * wq / size)
+            cell = int(y1 * hk / size) * wk + int(x1 * wk / size)
+            keys = [t * hk * wk + cell for t in range(tk)]
+            shares.append(float(attention[n, query, keys].sum()))
+        out[name] = (statistics.fmean(shares), tk / (tk * hk * wk))
+    return out
+
+
+def _attention_of_run(cfg: Any, checkpoint: Path, num_clips: int = 64) -> dict[str, Any]:
+    """``attention_on_s1`` of a trained run on its first held-out clips (rendered again)."""
+    import numpy as np
+    import torch
+
+    from nlvideo.builtin.generate import SyntheticParams, render_dataset_clip
+    from nlvideo.engine.checkpoint import build_model_from_checkpoint, load_checkpoint
+
+    s = cfg.synthetic
+    keys = ("num_train", "num_val", "seed", "size", "min_frames", "max_frames", "task")
+    # fps, crf and gop change the files, not the rendered pixels
+    params = SyntheticParams(
+        **{k: getattr(s, k) for k in keys},
+        fps=25,
+        crf=18,
+        gop=12,
+        min_distance=s.min_distance,
+        max_distance=s.max_distance,
+    )
+    rendered = [render_dataset_clip(params, "val", i) for i in range(min(num_clips, s.num_val))]
+    frames = torch.from_numpy(np.stack([f for _, f, _ in rendered]))  # (N, T, H, W, 3)
+    clips = (frames.permute(0, 4, 1, 2, 3).float() / 255 - 0.45) / 0.225  # (N, 3, T, H, W)
+    model = build_model_from_checkpoint(load_checkpoint(checkpoint))
+    found = attention_on_s1(model, clips, [t.centres for _, _, t in rendered], s.size)
+    return {name: {"share": v, "chance": c} for name, (v, c) in found.items()}
 
 
 def load_results(path: Path) -> list[dict[str, Any]]:

@@ -8,8 +8,12 @@ import math
 from pathlib import Path
 
 import pytest
+import torch
 
 from nlvideo.config import load_config
+from nlvideo.models import build_model
+from nlvideo.models.global_context import GlobalContextBlock
+from nlvideo.models.non_local import NLBlockND
 
 _PATH = Path(__file__).resolve().parents[1] / "experiments" / "nonlocal_matters.py"
 _spec = importlib.util.spec_from_file_location("nonlocal_matters", _PATH)
@@ -94,3 +98,57 @@ def test_the_wilson_interval_of_a_rate():
     assert nm.wilson(9, 10) == pytest.approx((0.5958, 0.9821), abs=1e-4)
     assert nm.wilson(0, 5)[0] == 0.0
     assert all(math.isnan(x) for x in nm.wilson(0, 0))
+
+
+class _CraftedNL(NLBlockND):
+    """An NL block whose map is given: one-hot on ``hot[n] = (query, key)``, else uniform."""
+
+    def __init__(self, hot):
+        super().__init__(3, 2, sub_sample=True, pool_size=(1, 2, 2))
+        self.hot = hot
+
+    def forward_reference(self, x):
+        n, _, t, h, w = x.shape
+        attention = torch.full((n, t * h * w, t * (h // 2) * (w // 2)), 1 / (t * h * w // 4))
+        for i, (query, key) in enumerate(self.hot):
+            attention[i, query] = 0
+            attention[i, query, key] = 1
+        return x, attention
+
+
+def _box_index(point, t, grid, cell):
+    """Flat index of the (t, row, column) cell of side ``cell`` whose box holds ``point``."""
+    for row in range(grid):
+        for col in range(grid):
+            if (
+                col * cell <= point[0] < (col + 1) * cell
+                and row * cell <= point[1] < (row + 1) * cell
+            ):
+                return (t * grid + row) * grid + col
+    raise AssertionError(point)
+
+
+def test_attention_on_s1_reads_the_query_at_s2_and_the_keys_at_s1():
+    centres = [((3.5, 12.2), (14.9, 1.0)), ((8.0, 8.0), (0.5, 15.5))]
+    # 16x16 pixels, 2 time steps; queries are pixels, keys 2x2-pixel cells
+    hot = [(_box_index(p2, 1, 16, 1), _box_index(p1, 0, 8, 2)) for p1, p2 in centres]
+    model = torch.nn.Sequential(_CraftedNL(hot)).eval()
+    found = nm.attention_on_s1(model, torch.zeros(2, 3, 2, 16, 16), centres, size=16)
+    assert found == {"0": (pytest.approx(1.0), pytest.approx(2 / 128))}
+    wrong = [(q + 1, k) for q, k in hot]  # the map of another query: chance only
+    model = torch.nn.Sequential(_CraftedNL(wrong)).eval()
+    share, chance = nm.attention_on_s1(model, torch.zeros(2, 3, 2, 16, 16), centres, size=16)["0"]
+    assert share == pytest.approx(chance)
+
+
+def test_a_uniform_map_puts_chance_on_s1():
+    model = build_model("i3d_nl_tiny", num_classes=2, nl_block="global_context").eval()
+    for block in model.modules():
+        if isinstance(block, GlobalContextBlock):
+            torch.nn.init.zeros_(block.key.weight)  # equal logits: a uniform map
+    centres = [((12.0, 40.0), (50.0, 10.0))]
+    found = nm.attention_on_s1(model, torch.randn(1, 3, 4, 64, 64), centres, size=64)
+    assert set(found) == {"blocks.3.non_local.0", "blocks.4.non_local.0"}
+    for share, chance in found.values():
+        assert share == pytest.approx(chance)
+    assert found["blocks.3.non_local.0"][1] == pytest.approx(2 / (2 * 8 * 8))
