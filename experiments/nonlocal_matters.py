@@ -78,6 +78,7 @@ DIAGNOSTIC_ARMS: dict[str, tuple[str, list[str]]] = {
     "nl_warmup300": ("NL, 300 warm-up steps instead of 120", ["optim.warmup_iters=300"]),
     "nl_long": ("NL, 2,400 steps (a late take-off?)", ["train.iterations=2400"]),
     "nl_data8k": ("NL, 8,000 training clips (memorising?)", ["synthetic.num_train=8000"]),
+    "nl_init0.1": ("NL output BN starts at 0.1, not 0", ["model.nl_init_scale=0.1"]),
 }
 MAIN_ARMS = tuple(ARMS)
 ARMS |= DIAGNOSTIC_ARMS

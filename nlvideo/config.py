@@ -30,6 +30,7 @@ class ModelConfig:
     nl_scale_logits: bool = False  # divide logits by sqrt(channels)
     nl_sub_sample: bool = True  # 1x2x2 max-pool on phi/g (paper)
     nl_block: str = "non_local"  # non_local | global_context (GCNet: one map for all queries)
+    nl_init_scale: float = 0.0  # NL output BN's initial scale; 0 = identity at start (paper)
     zero_init_final_bn: bool | None = None  # residual blocks start as identity; None = per model
     pretrained: str = ""  # nlvideo / pytorchvideo / PySlowFast checkpoint or 2-D ImageNet weights
     pretrained_format: str = "auto"  # auto | nlvideo | pytorchvideo | slowfast | imagenet2d

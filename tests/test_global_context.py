@@ -78,6 +78,17 @@ def test_the_model_option_puts_global_context_blocks_at_the_non_local_positions(
     assert gc(x).shape == (1, 2)
 
 
+def test_nl_init_scale_sets_the_output_bn_of_every_non_local_block():
+    plain = build_model("i3d_nl_tiny", num_classes=2)
+    scaled = build_model("i3d_nl_tiny", num_classes=2, nl_init_scale=0.1)
+    for kind, model, value in (("zero", plain, 0.0), ("scaled", scaled, 0.1)):
+        blocks = [m for m in model.modules() if isinstance(m, NLBlockND)]
+        assert len(blocks) == 2, kind
+        for block in blocks:
+            assert torch.all(block.out_norm.weight == value), kind
+            assert torch.all(block.out_norm.bias == 0), kind
+
+
 def test_an_unknown_block_kind_is_named():
     with pytest.raises(
         ValueError, match=r"nl_block must be one of \['non_local', 'global_context'\]"

@@ -170,6 +170,7 @@ def create_video_resnet(
     nl_pool_first: bool = False,
     nl_scale_logits: bool = False,
     nl_block: str = "non_local",
+    nl_init_scale: float = 0.0,
     zero_init_final_bn: bool = True,
 ) -> VideoResNet:
     """Builds a bottleneck C2D/I3D ResNet with Non-local blocks.
@@ -188,6 +189,9 @@ def create_video_resnet(
         nl_block: "non_local" (``NLBlockND``) or "global_context" (GCNet's query-independent
             ``GlobalContextBlock``, a control) at the ``nl_locations``; the ``nl_*`` options
             above apply to "non_local" only.
+        nl_init_scale: initial scale of each Non-local block's output BN. 0 (the paper) makes
+            a new block the identity, but then theta/phi/g get no gradient until the scale has
+            moved; > 0 lets them learn from the first step.
         zero_init_final_bn: start each bottleneck's last BN at scale 0, so every residual block
             begins as the identity (PySlowFast ``ZERO_INIT_FINAL_BN``). Off for the tiny nets:
             with one block per stage, the stride-2 1x1 shortcuts then carry only 1/64 of the
@@ -285,4 +289,6 @@ def create_video_resnet(
                 scale_logits=nl_scale_logits,
                 pool_size=(1, 2, 2),
             )
+            if nl_init_scale:
+                nn.init.constant_(stage_module.non_local[str(i)].out_norm.weight, nl_init_scale)
     return model
