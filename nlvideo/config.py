@@ -29,6 +29,8 @@ class ModelConfig:
     nl_pool_first: bool = False  # max-pool phi/g before the 1x1x1 projections (cheaper)
     nl_scale_logits: bool = False  # divide logits by sqrt(channels)
     nl_sub_sample: bool = True  # 1x2x2 max-pool on phi/g (paper)
+    nl_block: str = "non_local"  # non_local | global_context (GCNet: one map for all queries)
+    nl_init_scale: float = 0.0  # NL output BN's initial scale; 0 = identity at start (paper)
     zero_init_final_bn: bool | None = None  # residual blocks start as identity; None = per model
     # Weights to start from (nlvideo / pytorchvideo / PySlowFast / Caffe2 checkpoint or 2-D
     # ImageNet ResNet); the Non-local options then follow the file.
@@ -95,6 +97,9 @@ class SyntheticConfig:
     size: int = 64  # frame height and width
     min_frames: int = 16
     max_frames: int = 24
+    task: str = "motion"  # motion (8 time-reversed motions) | same_shape (S1 == S2? far apart)
+    min_distance: float = 32.0  # same_shape: least px between the two shapes' centres ...
+    max_distance: float | None = None  # ... and most (null: no bound; 0: near control, p2 = p1)
 
 
 @dataclass
@@ -157,6 +162,8 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "data.format": ("auto", "kinetics", "list", "ucf101", "hmdb51", "ssv2", "folder"),
     "data.split": (1, 2, 3),
     "model.pretrained_format": ("auto", *PRETRAINED_FORMATS),
+    "synthetic.task": ("motion", "same_shape"),
+    "model.nl_block": ("non_local", "global_context"),
 }
 _POSITIVE: tuple[str, ...] = (
     "data.num_frames",
@@ -183,6 +190,7 @@ _NON_NEGATIVE: tuple[str, ...] = (
     "optim.warmup_iters",
     "train.iterations",
     "train.max_steps",
+    "synthetic.min_distance",
     "train.checkpoint_every",
 )
 
@@ -281,6 +289,12 @@ def validate_config(cfg: Config) -> None:
         steps = _get(cfg, key)
         if list(steps) != sorted(steps):
             raise ValueError(f"config key {key}: expected increasing values, got {steps}")
+    syn = cfg.synthetic
+    if syn.max_distance is not None and syn.max_distance < syn.min_distance:
+        raise ValueError(
+            f"config key synthetic.max_distance: expected null or >= synthetic.min_distance="
+            f"{syn.min_distance}, got {syn.max_distance}"
+        )
     if cfg.optim.clip_grad_norm is not None and cfg.optim.clip_grad_norm <= 0:
         value = cfg.optim.clip_grad_norm
         raise ValueError(f"config key optim.clip_grad_norm: expected > 0 or null, got {value}")

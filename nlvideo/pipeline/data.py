@@ -70,6 +70,9 @@ def _builtin(cfg: Config, info: DistInfo) -> Path:
         "size": s.size,
         "min_frames": s.min_frames,
         "max_frames": s.max_frames,
+        "task": s.task,
+        "min_distance": s.min_distance,
+        "max_distance": s.max_distance,
     }
     if info.is_main:
         generate_builtin_dataset(s.root, **options)
