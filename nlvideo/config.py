@@ -29,13 +29,24 @@ class ModelConfig:
     nl_pool_first: bool = False  # max-pool phi/g before the 1x1x1 projections (cheaper)
     nl_scale_logits: bool = False  # divide logits by sqrt(channels)
     nl_sub_sample: bool = True  # 1x2x2 max-pool on phi/g (paper)
+    nl_block: str = "non_local"  # non_local | global_context (GCNet: one map for all queries)
+    nl_init_scale: float = 0.0  # NL output BN's initial scale; 0 = identity at start (paper)
     zero_init_final_bn: bool | None = None  # residual blocks start as identity; None = per model
-    pretrained: str = ""  # nlvideo / pytorchvideo / PySlowFast checkpoint or 2-D ImageNet weights
-    pretrained_format: str = "auto"  # auto | nlvideo | pytorchvideo | slowfast | imagenet2d
+    # Weights to start from (nlvideo / pytorchvideo / PySlowFast / Caffe2 checkpoint or 2-D
+    # ImageNet ResNet); the Non-local options then follow the file.
+    pretrained: str = ""
+    pretrained_format: str = "auto"  # auto (from the file) | a format of models.pretrained
+    pretrained_strict: bool = True  # any tensor that does not fit is an error (new head excepted)
 
     def model_kwargs(self, num_classes: int) -> dict[str, Any]:
         """Keyword arguments of ``nlvideo.models.build_model``: every field but the ones below."""
-        not_options = ("name", "num_classes", "pretrained", "pretrained_format")
+        not_options = (
+            "name",
+            "num_classes",
+            "pretrained",
+            "pretrained_format",
+            "pretrained_strict",
+        )
         options = {
             f.name: getattr(self, f.name)
             for f in dataclasses.fields(self)
@@ -47,10 +58,16 @@ class ModelConfig:
 @dataclass
 class DataConfig:
     builtin: bool = True  # generate (once, cached) and use the built-in data set
-    root: str = ""  # prefix for relative video paths in the lists
-    train_list: str = ""  # "path label" list or Kinetics CSV (.csv)
+    # Your own data (data.builtin=false): a layout (datasets/README.md) in data.root.
+    format: str = "auto"  # auto | kinetics | list | ucf101 | hmdb51 | ssv2 | folder
+    root: str = ""  # the data set folder; relative list and video paths are found under it
+    train_list: str = ""  # "path label" list or Kinetics CSV (.csv); "" = the layout's own
     val_list: str = ""
-    class_index: str = ""  # JSON list/dict or one class name a line; "" = from the lists
+    class_index: str = ""  # class file (index labels need one); "" = the layout's or names
+    split: int = 1  # official split of ucf101 / hmdb51: 1 | 2 | 3
+    val_fraction: float = 0.2  # folder layout: share of each class held out for validation
+    skip_bad_rows: bool = False  # malformed / unknown-label rows: skipped, counted and listed
+    # in <output_dir>/skipped_rows.txt instead of an error
     num_frames: int = 8  # frames per clip (T)
     stride: int = 2  # temporal sampling stride, in frames (or at target_fps)
     target_fps: float | None = None  # resample videos to this frame rate before striding
@@ -73,13 +90,16 @@ class DataConfig:
 class SyntheticConfig:
     """Parameters of the built-in data set (see nlvideo.builtin)."""
 
-    root: str = "data/builtin"  # cache folder; regenerated only when parameters change
+    root: str = "data/builtin"  # cache root: one sub-folder per parameter set
     num_train: int = 960
     num_val: int = 160
     seed: int = 0
     size: int = 64  # frame height and width
     min_frames: int = 16
     max_frames: int = 24
+    task: str = "motion"  # motion (8 time-reversed motions) | same_shape (S1 == S2? far apart)
+    min_distance: float = 32.0  # same_shape: least px between the two shapes' centres ...
+    max_distance: float | None = None  # ... and most (null: no bound; 0: near control, p2 = p1)
 
 
 @dataclass
@@ -132,12 +152,18 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
 
 
+# The readers of nlvideo.models.pretrained (spelled here: config imports nothing of the models).
+PRETRAINED_FORMATS = ("nlvideo", "pytorchvideo", "slowfast", "caffe2", "imagenet2d")
 _CHOICES: dict[str, tuple[str, ...]] = {
     "optim.name": ("sgd", "adamw"),
     "optim.schedule": ("cosine", "step"),
     "train.amp": ("none", "bf16", "fp16"),
     "data.backend": ("decord", "pyav"),
-    "model.pretrained_format": ("auto", "nlvideo", "pytorchvideo", "slowfast", "imagenet2d"),
+    "data.format": ("auto", "kinetics", "list", "ucf101", "hmdb51", "ssv2", "folder"),
+    "data.split": (1, 2, 3),
+    "model.pretrained_format": ("auto", *PRETRAINED_FORMATS),
+    "synthetic.task": ("motion", "same_shape"),
+    "model.nl_block": ("non_local", "global_context"),
 }
 _POSITIVE: tuple[str, ...] = (
     "data.num_frames",
@@ -164,6 +190,7 @@ _NON_NEGATIVE: tuple[str, ...] = (
     "optim.warmup_iters",
     "train.iterations",
     "train.max_steps",
+    "synthetic.min_distance",
     "train.checkpoint_every",
 )
 
@@ -247,12 +274,27 @@ def validate_config(cfg: Config) -> None:
             f"config key data.test_crop_size: test crop {test_crop} is larger than "
             f"data.test_scale={cfg.data.test_scale}"
         )
+    if not 0 < cfg.data.val_fraction < 1:
+        raise ValueError(
+            f"config key data.val_fraction: expected a value in (0, 1), got {cfg.data.val_fraction}"
+        )
+    if cfg.data.builtin and cfg.data.format != "auto":
+        raise ValueError(
+            f"config key data.format={cfg.data.format} is not read with data.builtin=true; "
+            "add data.builtin=false"
+        )
     if cfg.data.target_fps is not None and cfg.data.target_fps <= 0:
         raise ValueError(f"config key data.target_fps: expected > 0, got {cfg.data.target_fps}")
     for key in ("optim.step_epochs", "optim.step_iters"):
         steps = _get(cfg, key)
         if list(steps) != sorted(steps):
             raise ValueError(f"config key {key}: expected increasing values, got {steps}")
+    syn = cfg.synthetic
+    if syn.max_distance is not None and syn.max_distance < syn.min_distance:
+        raise ValueError(
+            f"config key synthetic.max_distance: expected null or >= synthetic.min_distance="
+            f"{syn.min_distance}, got {syn.max_distance}"
+        )
     if cfg.optim.clip_grad_norm is not None and cfg.optim.clip_grad_norm <= 0:
         value = cfg.optim.clip_grad_norm
         raise ValueError(f"config key optim.clip_grad_norm: expected > 0 or null, got {value}")
@@ -272,17 +314,26 @@ def check_paths(cfg: Config) -> None:
     """
     pretrained = cfg.model.pretrained
     files = {"model.pretrained": "" if "://" in pretrained else pretrained}
-    if not cfg.data.builtin:
-        for key in ("train_list", "val_list"):
-            if not getattr(cfg.data, key):
-                raise ValueError(f"config key data.{key}: required when data.builtin=false")
-        files |= {f"data.{k}": getattr(cfg.data, k) for k in ("train_list", "val_list")}
-        files["data.class_index"] = cfg.data.class_index
-        if cfg.data.root:
-            root = Path(cfg.data.root)
-            if not root.is_dir():
-                what = "is not a directory" if root.exists() else "does not exist"
-                raise ValueError(f"{root}: {what} (data.root)")
+    d = cfg.data
+    root = Path(d.root) if d.root else None
+    if not d.builtin:
+        if d.format == "list":
+            for key in ("train_list", "val_list"):
+                if not getattr(d, key):
+                    raise ValueError(f"config key data.{key}: required with data.format=list")
+        elif root is None and not d.train_list:
+            raise ValueError(
+                "config key data.root: required when data.builtin=false (the data set's "
+                "folder; or data.train_list / data.val_list)"
+            )
+        if root is not None and not root.is_dir():
+            what = "is not a directory" if root.exists() else "does not exist"
+            raise ValueError(f"{root}: {what} (data.root)")
+        for key in ("train_list", "val_list", "class_index"):
+            value = getattr(d, key)  # as given, else under data.root (relative paths)
+            if value and root is not None and not Path(value).exists():
+                value = str(root / value) if (root / value).exists() else value
+            files[f"data.{key}"] = value
     for key, value in files.items():
         if value and not Path(value).is_file():
             what = "is a directory, expected a file" if Path(value).is_dir() else "does not exist"

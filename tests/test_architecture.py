@@ -20,9 +20,21 @@ ALLOWED: dict[str, set[str]] = {
     "models": set(),
     "builtin": set(),
     "metrics": {"data"},
+    "vis": {"data", "models"},
     "engine": {"config", "data", "models", "metrics"},
+    "export": {"config", "data", "models", "metrics", "engine"},
     "pipeline": {"config", "data", "models", "builtin", "metrics", "engine"},
-    "cli": {"config", "data", "models", "builtin", "metrics", "engine", "pipeline"},
+    "cli": {
+        "config",
+        "data",
+        "models",
+        "builtin",
+        "metrics",
+        "engine",
+        "pipeline",
+        "vis",
+        "export",
+    },
 }
 MAX_LINES = 400
 

@@ -34,8 +34,9 @@ LAYOUT = {
     "c2d_tiny": (1, ([1], [1], [1], [1]), 8, NO_NL),
     "i3d_tiny": (5, ([3], [3], [3], [1]), 8, NO_NL),
     "i3d_nl_tiny": (5, ([3], [3], [3], [1]), 8, ([], [0], [0], [])),
+    "i3d_tiny_deep4": (5, ([3], [3], [3, 1, 3], [1]), 8, NO_NL),
 }
-TINY = ["c2d_tiny", "i3d_tiny", "i3d_nl_tiny"]
+TINY = ["c2d_tiny", "i3d_tiny", "i3d_nl_tiny", "i3d_tiny_deep4"]
 
 
 def _n_params(model: nn.Module) -> int:

@@ -2,8 +2,9 @@
 
 The clips (``nlvideo.builtin.render``) are written as mp4 files with PyAV, with "path label"
 lists in the Kinetics format and a classes.json, so they go through the same loader as real
-data. Generation is deterministic per seed, parallel, and cached by a manifest of its
-parameters.
+data. Generation is deterministic per seed and parallel. Each parameter set has its own
+folder under the cache root (``parameter_folder``): a short run with other parameters
+never regenerates or overwrites the default set, and its ``manifest.json`` records them.
 
 Train without horizontal flips (``data.flip=false``): a mirrored move_left clip is a
 move_right clip, and a mirrored clockwise rotation an anticlockwise one.
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import logging
 import os
@@ -26,11 +28,15 @@ from pathlib import Path
 import av
 import numpy as np
 
+from nlvideo.builtin import same_shape
 from nlvideo.builtin.render import CLASSES, render_clip
 
 logger = logging.getLogger(__name__)
 
-GENERATOR_VERSION = 5  # bump whenever the rendered pixels change (cached sets then regenerate)
+# synthetic.task -> its class names; a clip's class is classes[index % len(classes)].
+TASK_CLASSES: dict[str, tuple[str, ...]] = {"motion": CLASSES, "same_shape": same_shape.CLASSES}
+
+GENERATOR_VERSION = 6  # bump whenever the rendered pixels or encoded bytes change (sets regenerate)
 
 
 @dataclass(frozen=True)
@@ -46,6 +52,9 @@ class SyntheticParams:
     fps: int
     crf: int
     gop: int
+    task: str = "motion"  # a key of TASK_CLASSES
+    min_distance: float = 32.0  # same_shape: px between the two shapes' centres, at least ...
+    max_distance: float | None = None  # ... and at most (None: no bound, 0: the same place)
     version: int = GENERATOR_VERSION
 
 
@@ -58,6 +67,19 @@ class BuiltinDataset:
     val_list: Path
     classes_file: Path
     classes: list[str]
+
+
+def parameter_folder(params: SyntheticParams) -> str:
+    """Folder name of one parameter set: readable, plus a digest of every parameter.
+
+    E.g. ``motion_960+160_seed0_64px_16-24f_3f9a1c2e``.
+    """
+    digest = hashlib.sha256(json.dumps(asdict(params), sort_keys=True).encode()).hexdigest()
+    p = params
+    return (
+        f"{p.task}_{p.num_train}+{p.num_val}_seed{p.seed}_{p.size}px_"
+        f"{p.min_frames}-{p.max_frames}f_{digest[:8]}"
+    )
 
 
 def _clip_rng(seed: int, split: int, index: int) -> np.random.Generator:
@@ -92,7 +114,10 @@ def write_mp4(
     The colour conversion is ours (``rgb_to_yuv420p``), not swscale's: the implicit conversion
     inside ``stream.encode`` gave different bytes for the same frames now and then. Timestamps
     are set explicitly and x264 runs on one thread, so the file depends only on the pixels
-    and the arguments (and the libx264 build that PyAV bundles).
+    and the arguments (and the libx264 build that PyAV bundles). The macroblock-tree rate
+    control is off (``mbtree=0``): with it, the bundled x264 gave another file for the same
+    frames about once in 15 encodes of some clips (uninitialised state, more often under
+    memory pressure); without it, 0 of 32 clips x 15 encodes differed.
     """
     _, h, w, _ = frames.shape
     if h % 2 or w % 2:
@@ -101,7 +126,13 @@ def write_mp4(
         stream = container.add_stream(
             "libx264",
             rate=fps,
-            options={"crf": str(crf), "preset": "veryfast", "g": str(gop), "threads": "1"},
+            options={
+                "crf": str(crf),
+                "preset": "veryfast",
+                "g": str(gop),
+                "threads": "1",
+                "x264-params": "mbtree=0",
+            },
         )
         stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
         stream.codec_context.thread_count = 1
@@ -120,20 +151,35 @@ _SPLITS = ("train", "val")
 
 
 def _clip_jobs(params: SyntheticParams) -> list[tuple[str, int, str]]:
-    """(split, index, relative path) of every clip; classes are balanced (index mod 8)."""
+    """(split, index, relative path) of every clip; classes are balanced (index mod classes)."""
+    classes = TASK_CLASSES[params.task]
     jobs = []
     for split, count in zip(_SPLITS, (params.num_train, params.num_val), strict=True):
         for i in range(count):
-            jobs.append((split, i, f"{split}/{CLASSES[i % len(CLASSES)]}/{split}_{i:05d}.mp4"))
+            jobs.append((split, i, f"{split}/{classes[i % len(classes)]}/{split}_{i:05d}.mp4"))
     return jobs
 
 
 def render_dataset_clip(
     params: SyntheticParams, split: str, index: int
-) -> tuple[str, np.ndarray, np.ndarray]:
-    """Class name, frames and object coverage of clip ``index`` of ``split`` ("train"/"val")."""
+) -> tuple[str, np.ndarray, np.ndarray | same_shape.SameShapeClip]:
+    """Class name, frames and ground truth of clip ``index`` of ``split`` ("train"/"val").
+
+    The ground truth is the object coverage (T, H, W) for the motion task, a
+    ``SameShapeClip`` for the same_shape task.
+    """
     rng = _clip_rng(params.seed, _SPLITS.index(split), index)
     num_frames = int(rng.integers(params.min_frames, params.max_frames + 1))
+    if params.task == "same_shape":
+        frames, truth = same_shape.render_same_shape_clip(
+            index,
+            rng,
+            size=params.size,
+            num_frames=num_frames,
+            min_distance=params.min_distance,
+            max_distance=params.max_distance,
+        )
+        return truth.label, frames, truth
     class_name = CLASSES[index % len(CLASSES)]
     frames, alpha = render_clip(class_name, rng, size=params.size, num_frames=num_frames)
     return class_name, frames, alpha
@@ -156,13 +202,13 @@ def _locked(root: Path) -> Iterator[None]:
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def _result(root: Path) -> BuiltinDataset:
+def _result(root: Path, classes: tuple[str, ...]) -> BuiltinDataset:
     return BuiltinDataset(
         root=root,
         train_list=root / "train.txt",
         val_list=root / "val.txt",
         classes_file=root / "classes.json",
-        classes=list(CLASSES),
+        classes=list(classes),
     )
 
 
@@ -188,16 +234,20 @@ def generate_builtin_dataset(
     fps: int = 25,
     crf: int = 18,
     gop: int = 12,
+    task: str = "motion",
+    min_distance: float = 32.0,
+    max_distance: float | None = None,
     workers: int | None = None,
 ) -> BuiltinDataset:
-    """Generate the built-in data set under ``root``, or reuse it if already there.
+    """Generate the built-in data set in ``root/<parameter_folder>``, or reuse it.
 
-    The data set is reused when ``root/manifest.json`` holds the same parameters and all
-    its files exist; otherwise its folders are removed and regenerated. The manifest is
-    written last, so an interrupted run is regenerated next time.
+    Each parameter set has its own folder, so nothing is regenerated in place when the
+    parameters change. A folder is reused when its ``manifest.json`` holds the same
+    parameters and all its files exist; otherwise (an interrupted run: the manifest is
+    written last) that folder alone is generated again.
 
     Args:
-        root: Output folder (created).
+        root: Cache root (created); the data set goes into a sub-folder of it.
         num_train: Number of training clips (balanced over the 8 classes).
         num_val: Number of validation clips.
         seed: Seed; the same seed gives the same decoded frames.
@@ -207,6 +257,11 @@ def generate_builtin_dataset(
         fps: Frame rate written in the files.
         crf: x264 constant rate factor (lower is higher quality).
         gop: Keyframe interval in frames.
+        task: "motion" (8 time-reversed motion classes, ``nlvideo.builtin.render``) or
+            "same_shape" (same shape at the start and the end?, ``nlvideo.builtin.same_shape``).
+        min_distance: same_shape: least distance in pixels between the two shapes' centres.
+        max_distance: same_shape: largest distance (None: no bound; 0: S2 where S1 was, the
+            near control).
         workers: Processes used to render and encode (default: up to the CPU count).
 
     Returns:
@@ -218,18 +273,38 @@ def generate_builtin_dataset(
         raise ValueError(f"need 2 <= min_frames <= max_frames, got {min_frames}, {max_frames}")
     if num_train < 0 or num_val < 0:
         raise ValueError(f"num_train and num_val must be >= 0, got {num_train}, {num_val}")
-    params = SyntheticParams(num_train, num_val, seed, size, min_frames, max_frames, fps, crf, gop)
-    root = Path(root)
+    if task not in TASK_CLASSES:
+        raise ValueError(f"task must be one of {list(TASK_CLASSES)}, got {task!r}")
+    if task == "same_shape":
+        same_shape.check_distances(size, min_distance, max_distance)
+    else:  # distances do not apply: keep them out of the manifest's identity
+        min_distance, max_distance = SyntheticParams.min_distance, SyntheticParams.max_distance
+    params = SyntheticParams(
+        num_train,
+        num_val,
+        seed,
+        size,
+        min_frames,
+        max_frames,
+        fps,
+        crf,
+        gop,
+        task=task,
+        min_distance=float(min_distance),
+        max_distance=None if max_distance is None else float(max_distance),
+    )
+    classes = TASK_CLASSES[task]
+    root = Path(root) / parameter_folder(params)
     root.mkdir(parents=True, exist_ok=True)
     with _locked(root):
         if _is_cached(root, params):
             logger.info("built-in data set: reusing %s", root)
-            return _result(root)
+            return _result(root, classes)
         logger.info("built-in data set: generating %d + %d clips in %s", num_train, num_val, root)
         (root / "manifest.json").unlink(missing_ok=True)
         for split in _SPLITS:
             shutil.rmtree(root / split, ignore_errors=True)
-            for name in CLASSES:
+            for name in classes:
                 (root / split / name).mkdir(parents=True)
         jobs = _clip_jobs(params)
         tasks = [(root, params, split, i, rel) for split, i, rel in jobs]
@@ -242,15 +317,15 @@ def generate_builtin_dataset(
                 _make_clip(task)
         for split in _SPLITS:
             lines = [
-                f"{rel} {CLASSES.index(Path(rel).parent.name)}\n"
+                f"{rel} {classes.index(Path(rel).parent.name)}\n"
                 for s, _, rel in jobs
                 if s == split
             ]
             (root / f"{split}.txt").write_text("".join(lines))
-        (root / "classes.json").write_text(json.dumps(list(CLASSES), indent=1) + "\n")
+        (root / "classes.json").write_text(json.dumps(list(classes), indent=1) + "\n")
         files = [rel for *_, rel in jobs] + ["train.txt", "val.txt", "classes.json"]
-        manifest = {"params": asdict(params), "classes": list(CLASSES), "files": files}
+        manifest = {"params": asdict(params), "classes": list(classes), "files": files}
         tmp = root / "manifest.json.tmp"
         tmp.write_text(json.dumps(manifest, indent=1) + "\n")
         os.replace(tmp, root / "manifest.json")
-    return _result(root)
+    return _result(root, classes)

@@ -54,7 +54,7 @@ def _resnet(
     unknown = sorted(set(options) - set(OPTIONS))
     if unknown:
         raise TypeError(f"unknown model option(s) {unknown}; valid: {list(OPTIONS)}")
-    tiny = depth == "tiny"
+    tiny = depth.startswith("tiny")
     depths = STAGE_DEPTHS[depth]
     if options.get("nl_locations") is None:
         options["nl_locations"] = nl_preset(nl, depths)
@@ -147,3 +147,9 @@ def i3d_tiny(num_classes: int = 400, **options: Any) -> VideoResNet:
 def i3d_nl_tiny(num_classes: int = 400, **options: Any) -> VideoResNet:
     """Tiny I3D with Non-local blocks after res3 and res4."""
     return _resnet("i3d", "tiny", "tiny", num_classes, options)
+
+
+@register
+def i3d_tiny_deep4(num_classes: int = 400, **options: Any) -> VideoResNet:
+    """Tiny I3D with three res4 blocks: a plain net with about i3d_nl_tiny's parameter count."""
+    return _resnet("i3d", "tiny_deep4", "none", num_classes, options)

@@ -60,7 +60,16 @@ class NLBlockND(nn.Module):
         norm_eps: BatchNorm epsilon.
         norm_momentum: BatchNorm momentum.
         use_fast_path: Use the memory-lean kernels in ``forward`` (else the explicit reference).
+
+    Attributes:
+        exportable: Trace-friendly fast path (``nlvideo.export``): the same maths without the
+            CPU query split, whose chunk count depends on the thread count and batch size (a
+            jit trace would bake it in; torch.export skips it anyway), and ``concatenate``
+            through its ``L x M`` affinity (its sort / searchsorted path has no ONNX form).
+            Off by default; see ``nlvideo.models.hooks.export_mode``.
     """
+
+    exportable: bool = False
 
     def __init__(
         self,
@@ -147,9 +156,11 @@ class NLBlockND(nn.Module):
         self._check_input(x)
         theta, phi, g = self._embed(x)
         if self.mode in ("gaussian", "embedded"):
-            y = _softmax_attention(theta, phi, g, self.scale)
+            y = _softmax_attention(theta, phi, g, self.scale, split=not self.exportable)
         elif self.mode == "dot":
             y = _dot_attention(theta, phi, g, self.scale)
+        elif self.exportable:  # sort + searchsorted have no ONNX form: the L x M affinity
+            y = self._affinity(theta, phi).to(g.dtype) @ g  # (N, L, M) x (N, M, Ci) -> (N, L, Ci)
         else:
             w = self.concat_project.weight.flatten()
             y = _concat_attention(theta, phi, g, w, self.scale)
@@ -177,6 +188,31 @@ class NLBlockND(nn.Module):
             attention = logits / logits.shape[-1]
         y = attention @ g  # (N, L, M) x (N, M, Ci) -> (N, L, Ci)
         return self._output(x, y), attention
+
+    def attention(self, x: Tensor) -> Tensor:
+        """The ``(N, L, M)`` attention of input ``x``: ``forward_reference``'s, built cheaply.
+
+        Softmax weights for the softmax modes, ``f(x_i, x_j) / M`` for ``dot`` and
+        ``concatenate``; ``concatenate`` adds ``a_i + b_j`` (``w^T [theta_i; phi_j]`` split in
+        two) instead of building the ``(N, L, M, 2C)`` pairs.
+        """
+        self._check_input(x)
+        theta, phi, _ = self._embed(x)
+        return self._affinity(theta, phi)
+
+    def _affinity(self, theta: Tensor, phi: Tensor) -> Tensor:
+        if self.mode == "concatenate":
+            w = self.concat_project.weight.flatten()
+            c = theta.shape[-1]
+            # (N, L, C) x (C, 1) -> (N, L, 1); (N, M, C) x (C, 1) -> (N, 1, M). Columns, not
+            # 1-D w: torch.onnx mis-translates this 3-D @ 1-D matmul (wrong numbers, no error).
+            a, b = theta @ w[:c, None], (phi @ w[c:, None]).transpose(1, 2)
+            logits = F.relu(a + b) * self.scale  # (N, L, 1) + (N, 1, M) -> (N, L, M)
+        else:
+            logits = theta @ phi.transpose(1, 2) * self.scale  # (N, L, C) x (N, C, M) -> (N, L, M)
+        if self.mode in ("gaussian", "embedded"):
+            return logits.softmax(dim=-1)
+        return logits / logits.shape[-1]
 
     def _check_input(self, x: Tensor) -> None:
         d = self.dimension
@@ -210,12 +246,15 @@ class NLBlockND(nn.Module):
         return x + self.out_norm(self.out_conv(y))
 
 
-def _softmax_attention(q: Tensor, k: Tensor, v: Tensor, scale: float) -> Tensor:
+def _softmax_attention(
+    q: Tensor, k: Tensor, v: Tensor, scale: float, *, split: bool = True
+) -> Tensor:
     """``softmax(q k^T * scale) v`` through the fused SDPA kernel, never materialising L x M.
 
     q/k/v go in as contiguous ``(N, 1, L, C)``: other strides or unequal head sizes make PyTorch
     fall back to its math kernel, which builds the full affinity matrix. Zero channels added to
-    the narrower side (gaussian mode: C vs Ci) leave the result unchanged.
+    the narrower side (gaussian mode: C vs Ci) leave the result unchanged. ``split=False``
+    keeps the queries in one piece (export: no thread count in the graph).
     """
     cq, cv = q.shape[-1], v.shape[-1]
     if q.device.type == "cuda" and not _cuda_fused_attention_fits(q.dtype, max(cq, cv)):
@@ -232,7 +271,7 @@ def _softmax_attention(q: Tensor, k: Tensor, v: Tensor, scale: float) -> Tensor:
     # Eager CPU only: under torch.compile the thread count is a graph break, and Inductor
     # generates its own kernel anyway.
     eager_cpu = q.device.type == "cpu" and not torch.compiler.is_compiling()
-    parts = _cpu_query_parts(n, length) if eager_cpu else 1
+    parts = _cpu_query_parts(n, length) if eager_cpu and split else 1
     pad = -length % parts
     q = F.pad(q, (0, 0, 0, pad)) if pad else q
     # (N, L, C) -> (N * P, 1, L / P, C): P query chunks as pseudo-batch items (P = 1 on GPU)

@@ -23,6 +23,7 @@ from pytorchvideo.models.stem import create_res_basic_stem
 from pytorchvideo.models.weight_init import init_net_weights
 from torch import nn
 
+from nlvideo.models.global_context import GlobalContextBlock
 from nlvideo.models.non_local import NLBlockND
 
 logger = logging.getLogger(__name__)
@@ -53,7 +54,10 @@ STAGE_DEPTHS: dict[str, tuple[int, int, int, int]] = {
     "r50": (3, 4, 6, 3),
     "r101": (3, 4, 23, 3),
     "tiny": (1, 1, 1, 1),
+    "tiny_deep4": (1, 1, 3, 1),  # the tiny net with two more res4 blocks (~ i3d_nl_tiny's size)
 }
+# model.nl_block: what sits at the Non-local positions.
+NL_BLOCKS: tuple[str, ...] = ("non_local", "global_context")
 
 
 def nl_preset(name: str, depths: Sequence[int]) -> tuple[tuple[int, ...], ...]:
@@ -165,6 +169,8 @@ def create_video_resnet(
     nl_sub_sample: bool = True,
     nl_pool_first: bool = False,
     nl_scale_logits: bool = False,
+    nl_block: str = "non_local",
+    nl_init_scale: float = 0.0,
     zero_init_final_bn: bool = True,
 ) -> VideoResNet:
     """Builds a bottleneck C2D/I3D ResNet with Non-local blocks.
@@ -180,6 +186,12 @@ def create_video_resnet(
         nl_sub_sample: max-pool phi/g by (1, 2, 2) (paper) or not.
         nl_pool_first: pool the input before phi/g (PySlowFast/pytorchvideo) instead of after.
         nl_scale_logits: multiply logits by inter_channels**-0.5 (PySlowFast "softmax").
+        nl_block: "non_local" (``NLBlockND``) or "global_context" (GCNet's query-independent
+            ``GlobalContextBlock``, a control) at the ``nl_locations``; the ``nl_*`` options
+            above apply to "non_local" only.
+        nl_init_scale: initial scale of each Non-local block's output BN. 0 (the paper) makes
+            a new block the identity, but then theta/phi/g get no gradient until the scale has
+            moved; > 0 lets them learn from the first step.
         zero_init_final_bn: start each bottleneck's last BN at scale 0, so every residual block
             begins as the identity (PySlowFast ``ZERO_INIT_FINAL_BN``). Off for the tiny nets:
             with one block per stage, the stride-2 1x1 shortcuts then carry only 1/64 of the
@@ -191,6 +203,8 @@ def create_video_resnet(
         raise ValueError(f"depths must be {NUM_STAGES} positive block counts, got {depths!r}")
     if not isinstance(num_classes, int) or num_classes < 1:
         raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
+    if nl_block not in NL_BLOCKS:
+        raise ValueError(f"nl_block must be one of {list(NL_BLOCKS)}, got {nl_block!r}")
     if not 0.0 <= dropout < 1.0:
         raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
     spec = ARCHS[arch]
@@ -261,6 +275,9 @@ def create_video_resnet(
     for stage_module, idxs in zip(model.stages, nl_locations, strict=True):
         width = stage_module.res_blocks[0].branch2.conv_c.out_channels
         for i in idxs:
+            if nl_block == "global_context":
+                stage_module.non_local[str(i)] = GlobalContextBlock(width, width // 2)
+                continue
             stage_module.non_local[str(i)] = NLBlockND(
                 width,
                 width // 2,
@@ -272,4 +289,6 @@ def create_video_resnet(
                 scale_logits=nl_scale_logits,
                 pool_size=(1, 2, 2),
             )
+            if nl_init_scale:
+                nn.init.constant_(stage_module.non_local[str(i)].out_norm.weight, nl_init_scale)
     return model

@@ -1,0 +1,171 @@
+"""Clips of the "same shape at the start and at the end?" task, where only far relations decide.
+
+Frames of the first half show shape S1 at centre p1, frames of the second half shape S2 at p2
+(4 frames: 0-1 and 2-3), on a static noise background. Both shapes have the same random size,
+each its own random colour (colour is no cue); the label is ``S1 == S2``. Within either class
+S1 and S2 are each uniform over the three shapes, so features pooled per object and a linear
+layer cannot solve it (the task is XOR-like): a network must compare the two shapes, which sit
+``min_distance``..``max_distance`` pixels apart (centre to centre, Euclidean).
+
+With the default ``min_distance`` of 32 px the shapes are further apart than the receptive
+field of the tiny nets' res3 (27 px), so a plain I3D must relate them through its deepest
+layers; a Non-local block relates any two positions directly. ``max_distance=0`` is the near
+control: S2 appears exactly where S1 was.
+
+Pure rendering (numpy + PIL); ``nlvideo.builtin.generate`` writes the clips to files. Any
+change that alters pixels must bump ``generate.GENERATOR_VERSION``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+CLASSES: tuple[str, ...] = ("different", "same")  # label = index % 2 = (S1 == S2)
+SHAPES: tuple[str, ...] = ("square", "disk", "triangle")
+# Ordered (S1, S2) pairs per class: each shape is S1 (and S2) equally often within a class.
+PAIRS: dict[str, tuple[tuple[int, int], ...]] = {
+    "same": tuple((s, s) for s in range(len(SHAPES))),
+    "different": tuple((a, b) for a in range(len(SHAPES)) for b in range(len(SHAPES)) if a != b),
+}
+RADIUS_RANGE = (6.0, 10.0)  # shape radius in pixels (absolute, whatever the frame size)
+_MARGIN = 1.0  # pixels between a shape and the frame border
+_SUPERSAMPLE = 4  # shapes are drawn at 4x and box-filtered down (anti-aliasing)
+_MAX_TRIES = 100_000
+# Unit-radius polygons (x right, y down); the square has about the disk's area.
+_VERTICES: dict[str, tuple[tuple[float, float], ...]] = {
+    "square": ((-0.8, -0.8), (0.8, -0.8), (0.8, 0.8), (-0.8, 0.8)),
+    "triangle": ((0.0, -1.0), (0.9, 0.8), (-0.9, 0.8)),
+}  # rejection sampling of the two centres
+
+
+@dataclass(frozen=True)
+class SameShapeClip:
+    """Ground truth of one clip (used by tests and figures)."""
+
+    label: str  # "same" or "different"
+    shapes: tuple[str, str]  # S1, S2
+    centres: tuple[tuple[float, float], tuple[float, float]]  # p1, p2 as (x, y) pixels
+    radius: float
+    colours: tuple[tuple[float, ...], tuple[float, ...]]  # RGB in [0, 1] of S1 and S2
+
+
+def _shape_alpha(shape: str, centre: tuple[float, float], radius: float, size: int) -> np.ndarray:
+    """Anti-aliased coverage (H, W) in [0, 1] of an upright square, disk or triangle."""
+    s = _SUPERSAMPLE
+    cx, cy, r = centre[0] * s, centre[1] * s, radius * s
+    img = Image.new("L", (size * s, size * s), 0)
+    draw = ImageDraw.Draw(img)
+    if shape == "disk":
+        draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=255)
+    elif shape in _VERTICES:
+        draw.polygon([(cx + x * r, cy + y * r) for x, y in _VERTICES[shape]], fill=255)
+    else:
+        raise ValueError(f"unknown shape {shape!r}; expected one of {list(SHAPES)}")
+    return np.asarray(img.resize((size, size), Image.BOX), dtype=np.float32) / 255.0
+
+
+def _colour(rng: np.random.Generator, background: float) -> np.ndarray:
+    """A saturated colour whose luminance differs clearly from the background's."""
+    for _ in range(100):
+        colour = rng.uniform(0, 1, size=3)
+        colour[rng.integers(3)] = rng.choice([0.0, 1.0])
+        if abs(float(colour @ np.array([0.299, 0.587, 0.114])) - background) > 0.25:
+            return colour.astype(np.float32)
+    return np.full(3, 0.0 if background > 0.5 else 1.0, dtype=np.float32)
+
+
+def sample_centres(
+    rng: np.random.Generator,
+    *,
+    size: int,
+    radius: float,
+    min_distance: float,
+    max_distance: float | None,
+) -> tuple[tuple[float, float], tuple[float, float]]:
+    """Two shape centres inside the frame, ``min_distance <= |p1 - p2| <= max_distance``.
+
+    Uniform over the pairs of centres that keep both shapes inside the frame and obey the
+    rule (rejection sampling); ``max_distance=0`` gives ``p2 = p1``, ``None`` no upper bound.
+
+    Raises:
+        ValueError: the rule cannot be met in a frame of this size.
+    """
+    lo, hi = radius + _MARGIN, size - radius - _MARGIN
+    if max_distance == 0:
+        p = rng.uniform(lo, hi, size=2)
+        return (float(p[0]), float(p[1])), (float(p[0]), float(p[1]))
+    upper = math.inf if max_distance is None else max_distance
+    for _ in range(_MAX_TRIES // 256):
+        p = rng.uniform(lo, hi, size=(256, 4))  # 256 candidate (x1, y1, x2, y2) at a time
+        d = np.hypot(p[:, 0] - p[:, 2], p[:, 1] - p[:, 3])
+        ok = np.flatnonzero((d >= min_distance) & (d <= upper))
+        if ok.size:
+            x1, y1, x2, y2 = (float(v) for v in p[ok[0]])
+            return (x1, y1), (x2, y2)
+    raise ValueError(
+        f"no two centres {min_distance}..{max_distance} px apart fit a {size}x{size} frame "
+        f"with shapes of radius {radius:.1f}"
+    )
+
+
+def check_distances(size: int, min_distance: float, max_distance: float | None) -> None:
+    """Raise ValueError (naming the values) when the distance rule cannot be met at ``size``."""
+    if min_distance < 0 or (max_distance is not None and max_distance < min_distance):
+        raise ValueError(
+            f"need 0 <= min_distance <= max_distance, got {min_distance}, {max_distance}"
+        )
+    reach = math.sqrt(2) * (size - 2 * (RADIUS_RANGE[1] + _MARGIN))  # corner to corner
+    if min_distance > 0.9 * reach:
+        raise ValueError(
+            f"min_distance {min_distance} px does not fit a {size}x{size} frame "
+            f"(at most ~{0.9 * reach:.0f} px between the centres of the largest shapes)"
+        )
+
+
+def render_same_shape_clip(
+    index: int,
+    rng: np.random.Generator,
+    *,
+    size: int = 64,
+    num_frames: int = 4,
+    min_distance: float = 32.0,
+    max_distance: float | None = None,
+) -> tuple[np.ndarray, SameShapeClip]:
+    """Render clip ``index`` of a split: its class is ``CLASSES[index % 2]``.
+
+    The (S1, S2) pair cycles through the class's ordered pairs with ``index // 2``, so both
+    shapes are uniform within each class (exactly, for every whole cycle of clips).
+
+    Returns:
+        uint8 RGB frames (T, H, W, 3) and the clip's ground truth.
+    """
+    if num_frames < 2:
+        raise ValueError(f"num_frames must be >= 2, got {num_frames}")
+    label = CLASSES[index % len(CLASSES)]
+    pairs = PAIRS[label]
+    s1, s2 = pairs[(index // len(CLASSES)) % len(pairs)]
+    radius = float(rng.uniform(*RADIUS_RANGE))
+    p1, p2 = sample_centres(
+        rng, size=size, radius=radius, min_distance=min_distance, max_distance=max_distance
+    )
+    grey = float(rng.uniform(0.2, 0.8))
+    background = grey + rng.normal(0.0, rng.uniform(0.05, 0.12), size=(size, size, 1))
+    background = np.repeat(background, 3, axis=2)
+    colours = (_colour(rng, grey), _colour(rng, grey))
+    alphas = (
+        _shape_alpha(SHAPES[s1], p1, radius, size)[..., None],
+        _shape_alpha(SHAPES[s2], p2, radius, size)[..., None],
+    )
+    frames = np.empty((num_frames, size, size, 3), dtype=np.uint8)
+    for t in range(num_frames):
+        k = 0 if t < num_frames // 2 else 1
+        img = background * (1 - alphas[k]) + colours[k] * alphas[k]
+        img = img + rng.normal(0.0, 0.02, size=img.shape)  # per-frame grain
+        frames[t] = np.clip(img * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    rgb = (tuple(float(v) for v in colours[0]), tuple(float(v) for v in colours[1]))
+    truth = SameShapeClip(label, (SHAPES[s1], SHAPES[s2]), (p1, p2), radius, rgb)
+    return frames, truth
