@@ -118,7 +118,7 @@ def exactness(root: Path) -> None:
             scrambled = [50, 3, 3, 20, 44, 0, 33, 34, 59, 1]
             scrambled = [i for i in scrambled if i < len(vr)]
             picked = vr.get_batch(scrambled).asnumpy()
-        except Exception as e:  # noqa: BLE001 - reported
+        except Exception as e:
             print(f"  {name:15s} decord error: {type(e).__name__}: {str(e)[:80]}")
             continue
         offset = 10 if name == "edit_list_trim" else 0
