@@ -99,6 +99,7 @@ class OptimConfig:
     warmup_iters: int = 0  # used instead of warmup_epochs when train.iterations > 0
     step_iters: list[int] = field(default_factory=list)  # ... instead of step_epochs
     clip_grad_norm: float | None = None  # max global gradient norm; None = no clipping
+    head_lr_mult: float = 1.0  # the classifier's lr = lr * this (fine-tuning a new head)
 
 
 @dataclass
@@ -119,6 +120,7 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     log_every: int = 10  # steps between metrics.jsonl / TensorBoard records
     label_smoothing: float = 0.0
+    freeze: str = "none"  # none | bn (all BatchNorm) | stem | res2..res5 (up to that stage)
     progress: bool = True  # tqdm progress bar on rank 0
 
 
@@ -137,6 +139,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "train.amp": ("none", "bf16", "fp16"),
     "data.backend": ("decord", "pyav"),
     "model.pretrained_format": ("auto", "nlvideo", "pytorchvideo", "slowfast", "imagenet2d"),
+    "train.freeze": ("none", "bn", "stem", "res2", "res3", "res4", "res5"),
 }
 _POSITIVE: tuple[str, ...] = (
     "data.num_frames",
@@ -151,6 +154,7 @@ _POSITIVE: tuple[str, ...] = (
     "train.eval_batch_size",
     "train.eval_every",
     "train.log_every",
+    "optim.head_lr_mult",
 )
 _NON_NEGATIVE: tuple[str, ...] = (
     "model.num_classes",

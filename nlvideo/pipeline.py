@@ -31,6 +31,7 @@ from nlvideo.engine.predictor import Predictor
 from nlvideo.engine.trainer import Trainer, TrainingParts
 from nlvideo.metrics import EvalReport
 from nlvideo.models import MODELS, build_model
+from nlvideo.models.freeze import freeze
 from nlvideo.models.non_local import MODES
 from nlvideo.models.pretrained import load_pretrained
 
@@ -217,7 +218,8 @@ def build_test_batches(
 
 
 def build_network(cfg: Config, num_classes: int) -> tuple[nn.Module, dict[str, Any]]:
-    """The configured network (seeded by ``train.seed``, then ``model.pretrained`` if set).
+    """The configured network: seeded by ``train.seed``, ``model.pretrained`` loaded if set,
+    then ``train.freeze`` applied (before any optimiser sees its parameters).
 
     Returns:
         The model on the CPU and the ``build_model`` keywords it was built with.
@@ -235,6 +237,7 @@ def build_network(cfg: Config, num_classes: int) -> tuple[nn.Module, dict[str, A
     model = build_model(m.name, **kwargs)
     if m.pretrained:
         load_pretrained(model, m.pretrained, m.pretrained_format)
+    freeze(model, cfg.train.freeze)
     return model, kwargs
 
 
