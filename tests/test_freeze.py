@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 import torch
 from conftest import write_checkpoint
@@ -219,3 +222,15 @@ def test_fine_tuning_run_leaves_the_frozen_trunk_untouched(tiny_builtin, tmp_pat
         elif not torch.equal(value, weights[key]):
             moved.add(key)
     assert "blocks.6.proj.weight" in moved and any(k.startswith("blocks.5.") for k in moved)
+
+
+FINETUNE = sorted((Path(__file__).resolve().parents[1] / "configs" / "finetune").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("recipe", FINETUNE, ids=lambda p: p.stem)
+def test_finetune_recipes_load_and_name_the_reference_they_follow(recipe):
+    cfg = load_config(recipe)
+    assert cfg.model.name == "i3d_nl5_r50" and cfg.model.pretrained
+    assert cfg.optim.head_lr_mult > 1 and cfg.train.freeze in FREEZE_CHOICES
+    text = recipe.read_text()
+    assert "open-mmlab/mmaction2" in text and re.search(r"@ [0-9a-f]{40}", text)
