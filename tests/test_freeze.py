@@ -156,23 +156,6 @@ def test_unknown_freeze_value_is_refused_naming_the_key():
         load_config(None, ["train.freeze=res6"])
 
 
-def test_head_learning_rate_is_lr_times_mult_at_every_step_of_the_schedule():
-    from nlvideo.engine.optim import LRSchedule
-
-    model = pretrained_like()
-    cfg = OptimConfig(name="sgd", lr=0.01, head_lr_mult=10.0)
-    opt = build_optimizer(model, cfg)
-    head = {id(p) for p in model.blocks[-1].parameters()}
-    sched = LRSchedule(opt, total_steps=20, warmup_steps=5, warmup_start_factor=0.1)
-    for step in range(20):
-        for group in opt.param_groups:
-            in_head = {id(p) for p in group["params"]} <= head
-            expected = cfg.lr * (cfg.head_lr_mult if in_head else 1.0) * sched.factor(step)
-            assert group["lr"] == pytest.approx(expected)
-        sched.step()
-    assert sum({id(p) for p in g["params"]} <= head for g in opt.param_groups) == 2  # w, b
-
-
 def test_head_starts_as_the_references_normal_std_001_with_zero_bias():
     torch.manual_seed(0)
     proj = build_model("i3d_nl5_r50", num_classes=101).blocks[-1].proj
