@@ -16,7 +16,8 @@ accuracy; the target of the issue is fine-tuned >= 90% in <= 1/4 of the steps sc
 The A checkpoint's 4-way head is re-drawn as a new head (N(0, 0.01), bias 0) before
 fine-tuning, as a checkpoint of another class list would get: its classes mean nothing on B.
 
-Usage (about 30-40 min on 2 busy cores; results are written after every run)::
+Usage (results are written after every run; ~1,500 + 7 x 300 steps: about 30 min on 2 free
+cores, several hours on a shared busy one — see experiments/README.md)::
 
     python experiments/transfer.py [--out runs/transfer] [--seeds 0,1,2] [KEY=VALUE ...]
 """
@@ -42,7 +43,7 @@ TASK_B = ("rotate_clockwise", "rotate_anticlockwise", "grow", "shrink")
 TARGET = 0.9
 
 # Small and quick on a CPU: 32-pixel frames, 8 frames at stride 2, 2 test clips per video.
-DATA = {"num_train": 480, "num_val": 160, "size": 32, "min_frames": 16, "max_frames": 20}
+DATA = {"num_train": 960, "num_val": 160, "size": 32, "min_frames": 16, "max_frames": 20}
 COMMON = [
     "model.name=i3d_nl_tiny",
     "data.builtin=false",
@@ -64,8 +65,10 @@ COMMON = [
 ]
 
 
-def write_task(data_root: Path, out: Path, classes: Sequence[str]) -> list[str]:
+def write_task(data_root: Path, out: Path, classes: Sequence[str], per_class: int = 0) -> list[str]:
     """Lists (train.txt, val.txt) and classes.txt of the built-in videos of ``classes``.
+
+    ``per_class`` > 0 keeps only the first ``per_class`` training videos of each class.
 
     Returns:
         Config overrides that read them.
@@ -73,11 +76,12 @@ def write_task(data_root: Path, out: Path, classes: Sequence[str]) -> list[str]:
     out.mkdir(parents=True, exist_ok=True)
     all_classes = json.loads((data_root / "classes.json").read_text())
     for split in ("train", "val"):
-        kept = []
+        kept, count = [], dict.fromkeys(classes, 0)
         for line in (data_root / f"{split}.txt").read_text().splitlines():
             path, label = line.rsplit(maxsplit=1)
             name = all_classes[int(label)] if label.isdigit() else label
-            if name in classes:
+            if name in classes and not (split == "train" and 0 < per_class <= count[name]):
+                count[name] += 1
                 kept.append(f"{path} {name}\n")
         (out / f"{split}.txt").write_text("".join(kept))
     (out / "classes.txt").write_text("".join(f"{c}\n" for c in classes))
@@ -139,9 +143,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="fine-tuned vs from scratch on another task")
     parser.add_argument("--out", default="runs/transfer")
     parser.add_argument("--seeds", default="0,1,2", help="comma-separated seeds of the B runs")
-    parser.add_argument("--pretrain-epochs", type=int, default=6)
-    parser.add_argument("--epochs", type=int, default=8, help="epochs of every B run")
+    parser.add_argument("--pretrain-epochs", type=int, default=25, help="epochs on A (60 steps)")
+    parser.add_argument("--epochs", type=int, default=15, help="epochs of every B run (20 steps)")
     parser.add_argument("--num-train", type=int, default=DATA["num_train"])
+    parser.add_argument("--b-per-class", type=int, default=40, help="training videos per B class")
     parser.add_argument("overrides", nargs="*", help="config overrides shared by all runs")
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -152,7 +157,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         out / "data", **{**DATA, "num_train": args.num_train, "seed": 0}
     )
     task_a = write_task(data.root, out / "task_a", TASK_A)
-    task_b = write_task(data.root, out / "task_b", TASK_B)
+    task_b = write_task(data.root, out / "task_b", TASK_B, per_class=args.b_per_class)
     common = [*COMMON, *args.overrides]
 
     pre_dir = out / "pretrain_a"
@@ -166,7 +171,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     seeds = [int(s) for s in args.seeds.split(",") if s]
     arms = [(arm, seed) for seed in seeds for arm in ("scratch", "finetune")]
-    arms.append(("finetune_freeze_res4", seeds[0]))
+    arms.insert(2, ("finetune_freeze_res4", seeds[0]))  # after the first seed's pair
     rows: list[dict] = []
     for arm, seed in arms:
         run_dir = out / f"{arm}_seed{seed}"
