@@ -217,3 +217,11 @@ def test_finetune_recipes_load_and_name_the_reference_they_follow(recipe):
     assert cfg.optim.head_lr_mult > 1 and cfg.train.freeze in FREEZE_CHOICES
     text = recipe.read_text()
     assert "open-mmlab/mmaction2" in text and re.search(r"@ [0-9a-f]{40}", text)
+
+
+def test_freeze_none_leaves_any_network_alone():
+    model = nn.Sequential(nn.Conv3d(3, 4, 1), nn.BatchNorm3d(4))  # not a VideoResNet
+    assert freeze(model, "none") == {}
+    assert isinstance(model[1], nn.BatchNorm3d) and all(p.requires_grad for p in model.parameters())
+    with pytest.raises(TypeError, match="VideoResNet layout"):
+        freeze(model, "bn")

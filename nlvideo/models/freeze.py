@@ -120,18 +120,21 @@ def freeze(model: nn.Module, what: str) -> dict[str, tuple[int, int]]:
             never frozen.
 
     Returns:
-        For each part (stem, res2..res5, head): (frozen, total) parameter counts.
+        For each part (stem, res2..res5, head): (frozen, total) parameter counts; empty for
+        "none", which leaves any network as it is.
 
     Raises:
         ValueError: ``what`` is not one of ``FREEZE_CHOICES``.
     """
     if what not in FREEZE_CHOICES:
         raise ValueError(f"freeze: expected one of {list(FREEZE_CHOICES)}, got {what!r}")
+    if what == "none":
+        return {}
     parts = model_parts(model)
     zero = 0
     if what == "bn":
         zero = freeze_batchnorm(model)[1]
-    elif what != "none":
+    else:
         for name in STAGES[: STAGES.index(what) + 1]:
             for p in parts[name].parameters():
                 p.requires_grad_(False)
@@ -150,9 +153,8 @@ def freeze(model: nn.Module, what: str) -> dict[str, tuple[int, int]]:
         )
         for name, part in parts.items()
     }
-    if what != "none":
-        frozen = sum(f for f, _ in counts.values())
-        total = sum(t for _, t in counts.values())
-        detail = ", ".join(f"{name} {f:,}/{t:,}" for name, (f, t) in counts.items())
-        logger.info("freeze=%s: %s of %s parameters frozen (%s)", what, frozen, total, detail)
+    frozen = sum(f for f, _ in counts.values())
+    total = sum(t for _, t in counts.values())
+    detail = ", ".join(f"{name} {f:,}/{t:,}" for name, (f, t) in counts.items())
+    logger.info("freeze=%s: %s of %s parameters frozen (%s)", what, frozen, total, detail)
     return counts
