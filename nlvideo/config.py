@@ -119,6 +119,7 @@ class OptimConfig:
     warmup_iters: int = 0  # used instead of warmup_epochs when train.iterations > 0
     step_iters: list[int] = field(default_factory=list)  # ... instead of step_epochs
     clip_grad_norm: float | None = None  # max global gradient norm; None = no clipping
+    head_lr_mult: float = 1.0  # the classifier's lr = lr * this (fine-tuning a new head)
 
 
 @dataclass
@@ -140,6 +141,7 @@ class TrainConfig:
     log_every: int = 10  # steps between metrics.jsonl / TensorBoard records (and log lines)
     checkpoint_every: int = 0  # > 0: also save last.pt every N steps within an epoch
     label_smoothing: float = 0.0
+    freeze: str = "none"  # none | bn (all BatchNorm) | stem | res2..res5 (up to that stage)
     progress: bool = True  # tqdm progress bar on rank 0
 
 
@@ -164,6 +166,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "model.pretrained_format": ("auto", *PRETRAINED_FORMATS),
     "synthetic.task": ("motion", "same_shape"),
     "model.nl_block": ("non_local", "global_context"),
+    "train.freeze": ("none", "bn", "stem", "res2", "res3", "res4", "res5"),
 }
 _POSITIVE: tuple[str, ...] = (
     "data.num_frames",
@@ -178,6 +181,7 @@ _POSITIVE: tuple[str, ...] = (
     "train.eval_batch_size",
     "train.eval_every",
     "train.log_every",
+    "optim.head_lr_mult",
 )
 _NON_NEGATIVE: tuple[str, ...] = (
     "model.num_classes",

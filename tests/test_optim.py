@@ -75,6 +75,21 @@ def test_optimizer_is_chosen_by_name_with_the_configured_decay_groups(name, kind
         build_optimizer(model, OptimConfig(name="adam"))
 
 
+def test_head_learning_rate_is_lr_times_mult_at_every_step_of_the_schedule():
+    model = build_model("i3d_nl_tiny", num_classes=4)
+    cfg = OptimConfig(name="sgd", lr=0.01, head_lr_mult=10.0)
+    opt = build_optimizer(model, cfg)
+    head = {id(p) for p in model.blocks[-1].parameters()}
+    sched = LRSchedule(opt, total_steps=20, warmup_steps=5, warmup_start_factor=0.1)
+    for step in range(20):
+        for group in opt.param_groups:
+            in_head = {id(p) for p in group["params"]} <= head
+            expected = cfg.lr * (cfg.head_lr_mult if in_head else 1.0) * sched.factor(step)
+            assert group["lr"] == pytest.approx(expected)
+        sched.step()
+    assert sum({id(p) for p in g["params"]} <= head for g in opt.param_groups) == 2  # w, b
+
+
 # --------------------------------------------------------------------------- recipes
 
 

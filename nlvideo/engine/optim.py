@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from nlvideo.config import OptimConfig, TrainConfig
+from nlvideo.models.freeze import model_parts
 
 
 def param_groups(
@@ -35,15 +36,41 @@ def param_groups(
     return groups
 
 
+def scale_lr(
+    groups: list[dict[str, Any]], params: list[nn.Parameter], *, lr: float, mult: float
+) -> list[dict[str, Any]]:
+    """Split ``groups`` so that ``params`` get the learning rate ``lr * mult``, in groups after
+    the others (the schedule then scales every group's initial lr by the same factor).
+
+    With ``mult == 1`` the groups come back unchanged.
+    """
+    if mult == 1.0:
+        return groups
+    chosen = {id(p) for p in params}
+    rest, scaled = [], []
+    for group in groups:
+        inside = [p for p in group["params"] if id(p) in chosen]
+        outside = [p for p in group["params"] if id(p) not in chosen]
+        if outside:
+            rest.append({**group, "params": outside})
+        if inside:
+            scaled.append({**group, "params": inside, "lr": lr * mult})
+    return rest + scaled
+
+
 def build_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer:
     """SGD with momentum (the paper's recipes) or AdamW, from the ``optim`` config section.
 
     AdamW (decoupled weight decay, default betas) serves small nets trained from scratch, such
-    as the built-in job's; ``momentum`` and ``nesterov`` apply to SGD only.
+    as the built-in job's; ``momentum`` and ``nesterov`` apply to SGD only. The head (the
+    classifier) trains at ``lr * head_lr_mult``; frozen parameters are left out.
     """
     groups = param_groups(
         model, weight_decay=cfg.weight_decay, no_decay_bn_bias=cfg.no_decay_bn_bias
     )
+    if cfg.head_lr_mult != 1.0:
+        head = list(model_parts(model)["head"].parameters())
+        groups = scale_lr(groups, head, lr=cfg.lr, mult=cfg.head_lr_mult)
     if cfg.name == "adamw":
         return torch.optim.AdamW(groups, lr=cfg.lr)
     if cfg.name != "sgd":

@@ -20,6 +20,7 @@ from nlvideo.engine.resume import load_resume_checkpoint
 from nlvideo.engine.trainer import Trainer, TrainingParts
 from nlvideo.metrics import EvalReport
 from nlvideo.models import build_model
+from nlvideo.models.freeze import freeze
 from nlvideo.models.pretrained import Pretrained, open_pretrained
 from nlvideo.pipeline.data import (
     build_test_batches,
@@ -42,7 +43,8 @@ logger = logging.getLogger(__name__)
 def build_network(
     cfg: Config, num_classes: int, pretrained: Pretrained | None = None
 ) -> tuple[nn.Module, dict[str, Any]]:
-    """The configured network (seeded by ``train.seed``, then ``model.pretrained`` if set).
+    """The configured network: seeded by ``train.seed``, ``model.pretrained`` loaded if set,
+    then ``train.freeze`` applied (before any optimiser sees its parameters).
 
     The weights file is read once (``pretrained``: already opened); its Non-local semantics
     (PySlowFast's and Caffe2's: pool first, scaled logits) override the config's, so the model
@@ -76,6 +78,7 @@ def build_network(
     model = build_model(m.name, **kwargs)
     if pretrained is not None:
         pretrained.load_into(model, strict=m.pretrained_strict)
+    freeze(model, cfg.train.freeze)
     return model, kwargs
 
 
