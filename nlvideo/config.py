@@ -30,12 +30,16 @@ class ModelConfig:
     nl_scale_logits: bool = False  # divide logits by sqrt(channels)
     nl_sub_sample: bool = True  # 1x2x2 max-pool on phi/g (paper)
     zero_init_final_bn: bool | None = None  # residual blocks start as identity; None = per model
+    nl_init: str | None = None  # NL convs: msra (PySlowFast) | normal (release) | pytorch; None =
+    # per model
+    test_head: str = "global"  # global: pool, then classify | slowfast: PySlowFast/release test
+    # head (training-size window average-pool, softmax at each position, mean)
     pretrained: str = ""  # nlvideo / pytorchvideo / PySlowFast checkpoint or 2-D ImageNet weights
     pretrained_format: str = "auto"  # auto | nlvideo | pytorchvideo | slowfast | imagenet2d
 
     def model_kwargs(self, num_classes: int) -> dict[str, Any]:
         """Keyword arguments of ``nlvideo.models.build_model``: every field but the ones below."""
-        not_options = ("name", "num_classes", "pretrained", "pretrained_format")
+        not_options = ("name", "num_classes", "pretrained", "pretrained_format", "test_head")
         options = {
             f.name: getattr(self, f.name)
             for f in dataclasses.fields(self)
@@ -90,6 +94,8 @@ class OptimConfig:
     nesterov: bool = False
     weight_decay: float = 0.05
     no_decay_bn_bias: bool = True  # no weight decay on normalisation weights and biases
+    no_decay_bn: bool = False  # no weight decay on normalisation weights only (the references'
+    # BN.WEIGHT_DECAY / WEIGHT_DECAY_BN: 0.0; conv and fc biases keep it)
     schedule: str = "cosine"  # cosine | step, applied per iteration
     warmup_epochs: float = 1.0  # linear warmup length (epochs)
     warmup_start_factor: float = 0.1  # warmup starts at lr * this
@@ -119,6 +125,7 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     log_every: int = 10  # steps between metrics.jsonl / TensorBoard records
     label_smoothing: float = 0.0
+    precise_bn_batches: int = 0  # > 0: BN statistics re-estimated over N batches before each eval
     progress: bool = True  # tqdm progress bar on rank 0
 
 
@@ -137,6 +144,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "train.amp": ("none", "bf16", "fp16"),
     "data.backend": ("decord", "pyav"),
     "model.pretrained_format": ("auto", "nlvideo", "pytorchvideo", "slowfast", "imagenet2d"),
+    "model.test_head": ("global", "slowfast"),
 }
 _POSITIVE: tuple[str, ...] = (
     "data.num_frames",
@@ -163,6 +171,7 @@ _NON_NEGATIVE: tuple[str, ...] = (
     "optim.warmup_iters",
     "train.iterations",
     "train.max_steps",
+    "train.precise_bn_batches",
 )
 
 
@@ -231,6 +240,11 @@ def validate_config(cfg: Config) -> None:
     for key in _NON_NEGATIVE:
         if _get(cfg, key) < 0:
             raise ValueError(f"config key {key}: expected >= 0, got {_get(cfg, key)}")
+    if cfg.model.nl_init not in (None, "msra", "normal", "pytorch"):
+        raise ValueError(
+            f"config key model.nl_init: expected msra, normal, pytorch or null, "
+            f"got {cfg.model.nl_init!r}"
+        )
     lo_hi = cfg.data.train_scale
     if len(lo_hi) != 2 or not 0 < lo_hi[0] <= lo_hi[1]:
         raise ValueError(f"config key data.train_scale: expected [min, max] sizes, got {lo_hi}")
