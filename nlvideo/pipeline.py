@@ -55,6 +55,11 @@ def check_config(cfg: Config) -> None:
         raise ValueError(
             f"config key model.nl_mode: expected one of {list(MODES)}, got {cfg.model.nl_mode!r}"
         )
+    if cfg.model.pretrained and not Path(cfg.model.pretrained).is_file():
+        raise ValueError(
+            f"model.pretrained: {cfg.model.pretrained} does not exist (the recipe's header says "
+            "where to download it; model.pretrained='' trains from scratch)"
+        )
     if cfg.data.builtin:
         return
     for key in ("train_list", "val_list", "class_index"):

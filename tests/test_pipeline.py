@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -99,6 +101,14 @@ def test_an_unknown_non_local_mode_is_named_with_the_valid_ones(tmp_path):
     cfg = load_config(None, ["model.nl_mode=concat", f"synthetic.root={tmp_path}"])
     with pytest.raises(ValueError, match=r"model\.nl_mode.*'concatenate'"):
         pipeline.check_config(cfg)
+
+
+def test_a_missing_imagenet_file_stops_a_paper_recipe_before_any_data_is_read(tmp_path):
+    recipe = Path(__file__).resolve().parents[1] / "configs/kinetics400/i3d_nl5_r50_32x2.yaml"
+    missing = tmp_path / "resnet50-0676ba61.pth"
+    cfg = load_config(recipe, [f"model.pretrained={missing}", f"data.root={tmp_path / 'none'}"])
+    with pytest.raises(ValueError, match=r"model\.pretrained: .*resnet50-0676ba61\.pth"):
+        pipeline.run_training(cfg)
 
 
 def test_every_model_option_of_the_config_reaches_the_network():
