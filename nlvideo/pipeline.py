@@ -9,7 +9,7 @@ plain arguments; only this module and the ``build_*`` functions read config obje
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ from nlvideo.data.transforms import DeviceBatch, TestTransform, TrainTransform, 
 from nlvideo.engine.checkpoint import build_model_from_checkpoint, load_checkpoint, seed_everything
 from nlvideo.engine.distributed import DistInfo, barrier, cleanup, init_distributed, resolve_device
 from nlvideo.engine.evaluate import evaluate
+from nlvideo.engine.precise_bn import PreciseBN
 from nlvideo.engine.precision import effective_amp
 from nlvideo.engine.predictor import Predictor
 from nlvideo.engine.trainer import Trainer, TrainingParts
@@ -33,6 +34,7 @@ from nlvideo.metrics import EvalReport
 from nlvideo.models import MODELS, build_model
 from nlvideo.models.non_local import MODES
 from nlvideo.models.pretrained import load_pretrained
+from nlvideo.models.test_head import with_test_head
 
 logger = logging.getLogger(__name__)
 
@@ -243,6 +245,43 @@ def build_network(cfg: Config, num_classes: int) -> tuple[nn.Module, dict[str, A
     return model, kwargs
 
 
+def build_test_head(cfg: Config, model: nn.Module) -> nn.Module:
+    """``model`` scored with ``model.test_head`` (global pooling, or PySlowFast's windows)."""
+    d = cfg.data
+    return with_test_head(
+        model, cfg.model.test_head, num_frames=d.num_frames, train_crop=d.crop_size
+    )
+
+
+def build_eval_model(
+    cfg: Config, records: Sequence[VideoRecord], info: DistInfo
+) -> Callable[[nn.Module, int], nn.Module]:
+    """What the trainer runs before each evaluation: precise BN (if configured), the test head."""
+    n = cfg.train.precise_bn_batches
+    amp = effective_amp(cfg.train.amp, info.device)
+    precise = (
+        PreciseBN(
+            build_train_loader(cfg, records, info),
+            build_train_transform(cfg),
+            info.device,
+            n,
+            amp=amp,
+            distributed=info.distributed,
+            seed=cfg.train.seed,
+            rank=info.rank,
+        )
+        if n
+        else None
+    )
+
+    def eval_model(model: nn.Module, epoch: int) -> nn.Module:
+        if precise is not None:
+            precise(model, epoch)
+        return build_test_head(cfg, model)
+
+    return eval_model
+
+
 def build_training(cfg: Config, info: DistInfo) -> TrainingParts:
     """Everything a ``Trainer`` needs, from the config."""
     check_config(cfg)
@@ -257,6 +296,7 @@ def build_training(cfg: Config, info: DistInfo) -> TrainingParts:
         val_loader=build_test_loader(cfg, data.val, info),
         train_transform=build_train_transform(cfg),
         test_transform=build_test_transform(cfg),
+        eval_model=build_eval_model(cfg, data.train, info),
     )
 
 
@@ -305,7 +345,7 @@ def evaluate_checkpoint(
         records, list_name = eval_records(cfg, classes, info, list_path=list_path, root=root)
         model = build_model_from_checkpoint(ckpt, device=info.device, source=str(checkpoint))
         report = evaluate(
-            model,
+            build_test_head(cfg, model),
             build_test_batches(cfg, records, info),
             records=records,
             classes=classes,
@@ -334,7 +374,7 @@ def build_predictor(
     cfg = checkpoint_config(ckpt, overrides)
     dev = resolve_device(device)
     return Predictor(
-        build_model_from_checkpoint(ckpt, device=dev, source=str(checkpoint)),
+        build_test_head(cfg, build_model_from_checkpoint(ckpt, device=dev, source=str(checkpoint))),
         ckpt["classes"],
         transform=build_test_transform(cfg),
         device=dev,

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -67,6 +67,8 @@ class TrainingParts:
     val_loader: DataLoader
     train_transform: TrainTransform
     test_transform: TestTransform
+    # Before each evaluation: (model, epochs done) -> what to evaluate (precise BN, test head).
+    eval_model: Callable[[nn.Module, int], nn.Module] = lambda model, epoch: model
 
 
 class Trainer:
@@ -84,7 +86,7 @@ class Trainer:
                 "train.amp=%s ignored on %s (autocast is used on CUDA only)", t.amp, self.device
             )
         self.classes, self.model_kwargs = parts.classes, parts.model_kwargs
-        self.val_records = parts.val_records
+        self.val_records, self.eval_model = parts.val_records, parts.eval_model
         self.model = self._wrap(parts.model)
         seed_everything(t.seed + info.rank)  # per-rank streams for dropout and the like
         self.optimizer = build_optimizer(unwrap_model(self.model), cfg.optim)
@@ -353,7 +355,7 @@ class Trainer:
         model = unwrap_model(self.model)  # no DDP collectives, no recompilation for test shapes
         broadcast_buffers(model, self.info)  # rank 0's BN statistics, as in the checkpoint
         return evaluate(
-            model,
+            self.eval_model(model, self.epoch),
             prefetch(self.val_loader, self.device, self.test_transform),
             records=self.val_records,
             classes=self.classes,
