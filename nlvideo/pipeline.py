@@ -257,22 +257,18 @@ def build_eval_model(
     cfg: Config, records: Sequence[VideoRecord], info: DistInfo
 ) -> Callable[[nn.Module, int], nn.Module]:
     """What the trainer runs before each evaluation: precise BN (if configured), the test head."""
-    n = cfg.train.precise_bn_batches
-    amp = effective_amp(cfg.train.amp, info.device)
-    precise = (
-        PreciseBN(
-            build_train_loader(cfg, records, info),
+    precise = None
+    if cfg.train.precise_bn_batches:
+        precise = PreciseBN(
+            build_train_loader(cfg, records, info),  # a loader of its own: its own sample order
             build_train_transform(cfg),
             info.device,
-            n,
-            amp=amp,
+            cfg.train.precise_bn_batches,
+            amp=effective_amp(cfg.train.amp, info.device),
             distributed=info.distributed,
             seed=cfg.train.seed,
             rank=info.rank,
         )
-        if n
-        else None
-    )
 
     def eval_model(model: nn.Module, epoch: int) -> nn.Module:
         if precise is not None:

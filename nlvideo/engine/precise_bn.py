@@ -140,12 +140,15 @@ class PreciseBN:
         state = np.random.SeedSequence([self.seed, epoch, self.rank, 1]).generate_state(1)[0]
         self.transform.generator.manual_seed(int(state))
         cuda = [self.device] if self.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=cuda):
-            batches = prefetch(self.loader, self.device, self.transform)
-            clips = (batch.clips for batch in batches)
-            used = update_bn_stats(
-                model, clips, self.num_batches, amp=self.amp, distributed=self.distributed
-            )
+        batches = prefetch(self.loader, self.device, self.transform)
+        try:
+            with torch.random.fork_rng(devices=cuda):
+                clips = (batch.clips for batch in batches)
+                used = update_bn_stats(
+                    model, clips, self.num_batches, amp=self.amp, distributed=self.distributed
+                )
+        finally:
+            batches.close()  # stops the loader's workers now, not at garbage collection
         logger.info(
             "precise BN: statistics of %d layers over %d batches", len(bn_layers(model)), used
         )
