@@ -24,12 +24,21 @@ from nlvideo.models.resnet3d import STAGE_DEPTHS, VideoResNet, create_video_resn
 
 @dataclass(frozen=True)
 class Network:
-    """One row of ``NETWORKS``: keys of ``ARCHS``, ``STAGE_DEPTHS`` and ``nl_preset``."""
+    """One row of ``NETWORKS``: keys of ``ARCHS``, ``STAGE_DEPTHS`` and ``nl_preset``.
+
+    ``nl_init`` is the NL conv initialisation of the network's reference (``nl_init=None``).
+    """
 
     arch: str
     depth: str
     nl: str
     doc: str
+    nl_init: str = "msra"  # PySlowFast's c2_msra_fill
+
+
+def _paper(arch: str, depth: str, nl: str, doc: str) -> Network:
+    """A network of video-nonlocal-net's resnet_video_org.py (NL convs N(0, 0.01))."""
+    return Network(arch, depth, nl, doc, nl_init="normal")
 
 
 NETWORKS: dict[str, Network] = {
@@ -63,35 +72,47 @@ NETWORKS: dict[str, Network] = {
         "i3d", "r101", "nl10", "I3D ResNet-101 with 10 Non-local blocks (res3 0-3, res4 0-5)."
     ),
     "c2d_tiny": Network(
-        "c2d_nopool", "tiny", "none", "Tiny C2D (stem 8, one block a stage), no temporal operator."
+        "c2d_nopool",
+        "tiny",
+        "none",
+        "Tiny C2D (stem 8, one block a stage), no temporal operator.",
+        nl_init="pytorch",
     ),
     "i3d_tiny": Network(
-        "i3d", "tiny", "none", "Tiny I3D (stem 8, one block per stage) for tests and the CPU job."
+        "i3d",
+        "tiny",
+        "none",
+        "Tiny I3D (stem 8, one block per stage) for tests and the CPU job.",
+        nl_init="pytorch",
     ),
     "i3d_nl_tiny": Network(
-        "i3d", "tiny", "tiny", "Tiny I3D with Non-local blocks after res3 and res4."
+        "i3d",
+        "tiny",
+        "tiny",
+        "Tiny I3D with Non-local blocks after res3 and res4.",
+        nl_init="pytorch",
     ),
     # The paper's networks (video-nonlocal-net resnet_video_org.py; 32x2 and 128x1 clips).
-    "c2d_r50_32x2": Network("c2d_32x2", "r50", "none", "The paper's C2D ResNet-50 baseline."),
-    "i3d_r50_32x2": Network("i3d_32x2", "r50", "none", "The paper's I3D ResNet-50 (3x1x1)."),
-    "c2d_nl5_r50_32x2": Network(
+    "c2d_r50_32x2": _paper("c2d_32x2", "r50", "none", "The paper's C2D ResNet-50 baseline."),
+    "i3d_r50_32x2": _paper("i3d_32x2", "r50", "none", "The paper's I3D ResNet-50 (3x1x1)."),
+    "c2d_nl5_r50_32x2": _paper(
         "c2d_32x2", "r50", "release_nl5", "The paper's C2D ResNet-50 with 5 NL blocks."
     ),
-    "i3d_nl5_r50_32x2": Network(
+    "i3d_nl5_r50_32x2": _paper(
         "i3d_32x2", "r50", "release_nl5", "The paper's I3D ResNet-50 with 5 NL blocks."
     ),
-    "c2d_nl10_r50_32x2": Network(
+    "c2d_nl10_r50_32x2": _paper(
         "c2d_32x2", "r50", "nl10", "The paper's C2D ResNet-50 with 10 NL blocks (all res3/res4)."
     ),
-    "i3d_nl10_r50_32x2": Network(
+    "i3d_nl10_r50_32x2": _paper(
         "i3d_32x2", "r50", "nl10", "The paper's I3D ResNet-50 with 10 NL blocks (all res3/res4)."
     ),
-    "c2d_r101_32x2": Network("c2d_32x2", "r101", "none", "The paper's C2D ResNet-101 baseline."),
-    "i3d_r101_32x2": Network("i3d_32x2", "r101", "none", "The paper's I3D ResNet-101 (3x1x1)."),
-    "c2d_nl5_r101_32x2": Network(
+    "c2d_r101_32x2": _paper("c2d_32x2", "r101", "none", "The paper's C2D ResNet-101 baseline."),
+    "i3d_r101_32x2": _paper("i3d_32x2", "r101", "none", "The paper's I3D ResNet-101 (3x1x1)."),
+    "c2d_nl5_r101_32x2": _paper(
         "c2d_32x2", "r101", "release_nl5", "The paper's C2D R101, 5 NL (res3 1,3; res4 6,13,20)."
     ),
-    "i3d_nl5_r101_32x2": Network(
+    "i3d_nl5_r101_32x2": _paper(
         "i3d_32x2", "r101", "release_nl5", "The paper's I3D R101, 5 NL (res3 1,3; res4 6,13,20)."
     ),
 }
@@ -115,7 +136,7 @@ def _resnet(net: Network, num_classes: int, options: dict[str, Any]) -> VideoRes
     if options.get("zero_init_final_bn") is None:
         options["zero_init_final_bn"] = not tiny
     if options.get("nl_init") is None:
-        options["nl_init"] = "pytorch" if tiny else "normal" if "32x2" in net.arch else "msra"
+        options["nl_init"] = net.nl_init
     return create_video_resnet(
         arch=net.arch,
         depths=depths,
