@@ -52,7 +52,7 @@ class Arch:
 
     @property
     def temporal_stride(self) -> int:
-        """Frames per res3-res5 feature-map step (8 for C2D/I3D 8x8, 8 for 32x2)."""
+        """Input frames per res3-res5 time step (2 in the 8x8 layout, 8 in the paper's)."""
         return self.stem_stride_t * self.stem_pool_t * self.pool1_t
 
 
