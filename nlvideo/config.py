@@ -123,7 +123,8 @@ class TrainConfig:
     eval_every: int = 5  # evaluate every N epochs (and always after the last)
     resume: str = ""  # checkpoint to resume; "" = output_dir/last.pt when it exists
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    log_every: int = 10  # steps between metrics.jsonl / TensorBoard records
+    log_every: int = 10  # steps between metrics.jsonl / TensorBoard records (and log lines)
+    checkpoint_every: int = 0  # > 0: also save last.pt every N steps within an epoch
     label_smoothing: float = 0.0
     precise_bn_batches: int = 0  # > 0: BN statistics re-estimated over N batches before each eval
     progress: bool = True  # tqdm progress bar on rank 0
@@ -172,6 +173,7 @@ _NON_NEGATIVE: tuple[str, ...] = (
     "train.iterations",
     "train.max_steps",
     "train.precise_bn_batches",
+    "train.checkpoint_every",
 )
 
 
@@ -272,6 +274,33 @@ def validate_config(cfg: Config) -> None:
         raise ValueError(
             f"config key train.device: expected auto, cpu, cuda or cuda:N, got {cfg.train.device!r}"
         )
+
+
+def check_paths(cfg: Config) -> None:
+    """Files and folders the config names must exist and be of the right kind (no imports).
+
+    Cheap enough to run before torch is imported: a mistyped path is reported at once.
+
+    Raises:
+        ValueError: ``<path>: <what is wrong> (<key>)``.
+    """
+    pretrained = cfg.model.pretrained
+    files = {"model.pretrained": "" if "://" in pretrained else pretrained}
+    if not cfg.data.builtin:
+        for key in ("train_list", "val_list"):
+            if not getattr(cfg.data, key):
+                raise ValueError(f"config key data.{key}: required when data.builtin=false")
+        files |= {f"data.{k}": getattr(cfg.data, k) for k in ("train_list", "val_list")}
+        files["data.class_index"] = cfg.data.class_index
+        if cfg.data.root:
+            root = Path(cfg.data.root)
+            if not root.is_dir():
+                what = "is not a directory" if root.exists() else "does not exist"
+                raise ValueError(f"{root}: {what} (data.root)")
+    for key, value in files.items():
+        if value and not Path(value).is_file():
+            what = "is a directory, expected a file" if Path(value).is_dir() else "does not exist"
+            raise ValueError(f"{value}: {what} ({key})")
 
 
 def config_to_dict(cfg: Config) -> dict[str, Any]:

@@ -11,7 +11,6 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
-from sklearn.metrics import confusion_matrix as _sk_confusion_matrix
 
 from nlvideo.data.video import VideoFailure
 
@@ -80,7 +79,9 @@ def confusion_matrix(labels: np.ndarray, preds: np.ndarray, num_classes: int) ->
     """(C, C) counts: rows are true classes, columns predicted classes."""
     if len(labels) == 0:
         return np.zeros((num_classes, num_classes), dtype=np.int64)
-    return _sk_confusion_matrix(labels, preds, labels=np.arange(num_classes))
+    from sklearn.metrics import confusion_matrix as counts  # lazily: ~2 s to import
+
+    return counts(labels, preds, labels=np.arange(num_classes))
 
 
 def per_class_accuracy(confusion: np.ndarray) -> np.ndarray:

@@ -14,11 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
 from nlvideo.builtin import generate_builtin_dataset
-from nlvideo.config import Config, config_from_dict, load_config
+from nlvideo.config import Config, check_paths, config_from_dict, config_to_dict, load_config
 from nlvideo.data.annotations import VideoRecord, load_classes, read_records
 from nlvideo.data.dataset import VideoClipDataset
 from nlvideo.data.loader import build_loader
@@ -29,6 +30,7 @@ from nlvideo.engine.evaluate import evaluate
 from nlvideo.engine.precise_bn import PreciseBN
 from nlvideo.engine.precision import effective_amp
 from nlvideo.engine.predictor import Predictor
+from nlvideo.engine.resume import load_resume_checkpoint
 from nlvideo.engine.trainer import Trainer, TrainingParts
 from nlvideo.metrics import EvalReport
 from nlvideo.models import MODELS, build_model
@@ -45,33 +47,27 @@ logger = logging.getLogger(__name__)
 def check_config(cfg: Config) -> None:
     """Fail fast, before any data is read or generated, on names and paths that cannot work.
 
+    The file-system checks (``check_paths``) come first; then the model is built on the meta
+    device (no memory, no time), so a bad name or option is found before any data is touched.
+
     Raises:
-        ValueError: naming the key and the value.
+        ValueError: naming the key (or file) and the value.
     """
-    if cfg.model.name not in MODELS:
+    check_paths(cfg)
+    m = cfg.model
+    if m.name not in MODELS:
         raise ValueError(
-            f"config key model.name: unknown model {cfg.model.name!r}; "
-            f"valid names: {', '.join(MODELS)}"
+            f"config key model.name: unknown model {m.name!r}; valid names: {', '.join(MODELS)}"
         )
-    if cfg.model.nl_mode not in MODES:
+    if m.nl_mode not in MODES:
         raise ValueError(
-            f"config key model.nl_mode: expected one of {list(MODES)}, got {cfg.model.nl_mode!r}"
+            f"config key model.nl_mode: expected one of {list(MODES)}, got {m.nl_mode!r}"
         )
-    if cfg.model.pretrained and not Path(cfg.model.pretrained).is_file():
-        raise ValueError(
-            f"model.pretrained: {cfg.model.pretrained} does not exist (the recipe's header says "
-            "where to download it; model.pretrained='' trains from scratch)"
-        )
-    if cfg.data.builtin:
-        return
-    for key in ("train_list", "val_list", "class_index"):
-        value = getattr(cfg.data, key)
-        if not value and key != "class_index":
-            raise ValueError(f"data.{key} is required when data.builtin=false")
-        if value and not Path(value).is_file():
-            raise ValueError(f"data.{key}: {value} does not exist")
-    if cfg.data.root and not Path(cfg.data.root).is_dir():
-        raise ValueError(f"data.root: {cfg.data.root} is not a directory")
+    try:
+        with torch.device("meta"):
+            build_model(m.name, **m.model_kwargs(m.num_classes or 2))
+    except (TypeError, ValueError, KeyError, IndexError) as e:
+        raise ValueError(f"config key model.*: {m.name} cannot be built: {e}") from e
 
 
 @dataclass
@@ -302,13 +298,17 @@ def run_training(cfg: Config) -> dict[str, Any]:
     Returns an empty dict when ``train.max_steps`` stops the run before any evaluation.
 
     Raises:
-        ValueError: bad names, data paths, batch size or checkpoint, before training starts.
+        ValueError: bad names, data paths, batch size or checkpoint (a resume under another
+            config included), before training starts and before the run folder is written.
         FloatingPointError: the loss became NaN or infinite (the message names the step).
+        TrainingInterrupted: SIGINT / SIGTERM stopped the run; a checkpoint was saved.
     """
     check_config(cfg)
-    info = init_distributed(cfg.train.device)
+    t = cfg.train
+    resume = load_resume_checkpoint(t.output_dir, t.resume, config_to_dict(cfg))  # before data
+    info = init_distributed(t.device)
     try:
-        return Trainer(cfg, info, build_training(cfg, info)).fit()
+        return Trainer(cfg, info, build_training(cfg, info), resume=resume).fit()
     finally:
         cleanup(info)
 
@@ -338,8 +338,8 @@ def evaluate_checkpoint(
     classes = list(ckpt["classes"])
     info = init_distributed(cfg.train.device)
     try:
-        records, list_name = eval_records(cfg, classes, info, list_path=list_path, root=root)
         model = build_model_from_checkpoint(ckpt, device=info.device, source=str(checkpoint))
+        records, list_name = eval_records(cfg, classes, info, list_path=list_path, root=root)
         report = evaluate(
             build_test_head(cfg, model),
             build_test_batches(cfg, records, info),

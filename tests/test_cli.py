@@ -38,9 +38,9 @@ def test_help_does_not_import_torch(command):
 @pytest.mark.parametrize(
     ("command", "args", "expected"),
     [
-        ("eval", ["--checkpoint", "nowhere.pt"], "nlvideo-eval: error: checkpoint nowhere.pt"),
-        ("infer", ["a.mp4", "--checkpoint", "nowhere.pt"], "nlvideo-infer: error: checkpoint"),
-        ("train", ["model.name=i3d_nl_tni"], "nlvideo-train: error: config key model.name"),
+        ("eval", ["--checkpoint", "nowhere.pt"], "nlvideo-eval: nowhere.pt: does not exist"),
+        ("infer", ["a.mp4", "--checkpoint", "nowhere.pt"], "nlvideo-infer: nowhere.pt: does not"),
+        ("train", ["model.name=i3d_nl_tni"], "nlvideo-train: config key model.name"),
     ],
 )
 def test_a_user_mistake_is_one_line_on_stderr_and_exit_status_2(command, args, expected):
@@ -55,7 +55,7 @@ def test_debug_flag_shows_the_traceback_of_a_user_mistake():
     code = "import sys\nfrom nlvideo.cli.eval import main\nsys.exit(main(sys.argv[1:]))"
     result = _python(code, "--checkpoint", "nowhere.pt", "--debug")
     assert result.returncode == 1 and "Traceback" in result.stderr
-    assert "FileNotFoundError: checkpoint nowhere.pt does not exist" in result.stderr
+    assert "ValueError: nowhere.pt: does not exist (--checkpoint)" in result.stderr
 
 
 def test_train_rejects_a_misspelled_key_naming_it(capsys):

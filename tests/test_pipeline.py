@@ -105,9 +105,14 @@ def test_an_unknown_non_local_mode_is_named_with_the_valid_ones(tmp_path):
 
 def test_a_missing_imagenet_file_stops_a_paper_recipe_before_any_data_is_read(tmp_path):
     recipe = Path(__file__).resolve().parents[1] / "configs/kinetics400/i3d_nl5_r50_32x2.yaml"
+    lists = [tmp_path / "train.csv", tmp_path / "val.csv"]
+    for path in lists:
+        path.write_text("")
     missing = tmp_path / "resnet50-0676ba61.pth"
-    cfg = load_config(recipe, [f"model.pretrained={missing}", f"data.root={tmp_path / 'none'}"])
-    with pytest.raises(ValueError, match=r"model\.pretrained: .*resnet50-0676ba61\.pth"):
+    overrides = [f"model.pretrained={missing}", f"data.root={tmp_path}"]
+    overrides += [f"data.train_list={lists[0]}", f"data.val_list={lists[1]}"]
+    cfg = load_config(recipe, overrides)
+    with pytest.raises(ValueError, match=r"resnet50-0676ba61\.pth: does not exist \(model\.pre"):
         pipeline.run_training(cfg)
 
 

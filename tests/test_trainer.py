@@ -159,7 +159,7 @@ def test_missing_data_list_fails_before_any_work_naming_the_key(tmp_path):
 
 def test_gpu_only_options_are_logged_no_ops_on_the_cpu(data_root, tmp_path, caplog):
     options = ("train.amp=bf16", "train.channels_last=true", "train.compile=true")
-    caplog.set_level(logging.INFO, logger="nlvideo.engine.trainer")
+    caplog.set_level(logging.INFO, logger="nlvideo.engine")
     run_training(tiny_config(data_root, tmp_path, *options, "train.max_steps=1"))
     for option in options:
         key = option.split("=")[0]

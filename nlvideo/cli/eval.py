@@ -37,7 +37,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``nlvideo-eval``; returns the exit status."""
     args = parse_args(argv)
     setup_logging(logging.INFO)
-    return run_command(PROG, lambda: _evaluate(args), debug=args.debug)
+    files = [("--checkpoint", args.checkpoint), ("--list", args.list)]
+    return run_command(PROG, lambda: _evaluate(args), debug=args.debug, files=files)
 
 
 def _evaluate(args: argparse.Namespace) -> int:

@@ -90,7 +90,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     setup_logging(logging.WARNING)
     logging.getLogger("nlvideo.data").setLevel(logging.ERROR)  # failures are reported below
-    return run_command(PROG, lambda: _infer(args), debug=args.debug)
+    files = [("--checkpoint", args.checkpoint)]
+    return run_command(PROG, lambda: _infer(args), debug=args.debug, files=files)
 
 
 def _infer(args: argparse.Namespace) -> int:

@@ -1,4 +1,10 @@
-"""nlvideo-train / python train.py: train a C2D/I3D (Non-local) video classifier, evaluate it."""
+"""nlvideo-train / python train.py: train a C2D/I3D (Non-local) video classifier, evaluate it.
+
+A rerun into a run folder continues its ``last.pt`` if the config is the same but for the keys
+in ``nlvideo.engine.resume.RESUMABLE_KEYS`` and refuses otherwise. ``--resume CKPT`` without
+``--config`` continues CKPT with its stored config (overrides: resumable keys only). Ctrl-C or
+SIGTERM finishes the step, saves ``last.pt`` and prints the command that resumes (exit 130/143).
+"""
 
 from __future__ import annotations
 
@@ -22,7 +28,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--config", "-c", help="YAML recipe, e.g. configs/kinetics400/*.yaml")
     parser.add_argument(
-        "--resume", help="checkpoint to resume (default: <train.output_dir>/last.pt if present)"
+        "--resume",
+        help="checkpoint to continue, with its stored config unless --config is given "
+        "(default: <train.output_dir>/last.pt if present)",
     )
     parser.add_argument(
         "--print-config", action="store_true", help="print the resolved config and exit"
@@ -38,18 +46,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     rank = int(os.environ.get("RANK", "0"))
     setup_logging(logging.INFO if rank == 0 else logging.WARNING)
-    return run_command(PROG, lambda: _train(args, rank), debug=args.debug)
+    files = [("--resume", args.resume), ("--config", args.config)]
+    return run_command(PROG, lambda: _train(args, rank), debug=args.debug, files=files)
 
 
 def _train(args: argparse.Namespace, rank: int) -> int:
-    from nlvideo.config import config_to_yaml, load_config
+    from nlvideo.config import check_paths, config_to_yaml, load_config
 
-    cfg = load_config(args.config, args.overrides)
+    base = args.config
+    if args.resume and not args.config:  # continue the checkpoint's own run
+        from nlvideo.config import config_from_dict
+        from nlvideo.engine.checkpoint import load_checkpoint
+
+        base = config_from_dict(load_checkpoint(args.resume)["config"])
+    cfg = load_config(base, args.overrides)
     if args.resume:
         cfg.train.resume = args.resume
     if args.print_config:
         print(config_to_yaml(cfg), end="")
         return 0
+    check_paths(cfg)  # before the heavy imports: a mistyped path is reported at once
 
     from tqdm.contrib.logging import logging_redirect_tqdm
 
@@ -69,7 +85,20 @@ def _train(args: argparse.Namespace, rank: int) -> int:
                 f"({metrics['num_evaluated']}/{metrics['num_videos']} videos, "
                 f"{len(metrics['failed'])} failed)"
             )
+        if "scored" in metrics:
+            print(scored_line(metrics["scored"]))
     return 0
+
+
+def scored_line(scored: dict) -> str:
+    """Which checkpoint the numbers above are for, and what best.pt is."""
+    best = (
+        f"best.pt = epoch {scored['best_epoch']} ({100 * scored['best_video_top1']:.1f}% video "
+        "top-1), chosen on this same validation set, so its score is optimistic"
+        if scored["best_epoch"]
+        else "no best.pt (no evaluation)"
+    )
+    return f"scored: {scored['checkpoint']} (after epoch {scored['epoch']}); {best}"
 
 
 if __name__ == "__main__":

@@ -1,10 +1,14 @@
 """The DataLoader of video batches: epoch-seeded samplers (single process and DDP).
 
 `set_epoch` on the sampler also moves the dataset's random windows on, so one call per epoch
-changes both the order and the clips, reproducibly.
+changes both the order and the clips, reproducibly. `set_start(n)` (after `set_epoch`) skips
+the epoch's first n samples of this rank: a resumed run starts where its checkpoint stopped.
 """
 
 from __future__ import annotations
+
+import itertools
+import signal
 
 import torch
 from torch.utils.data import DataLoader, DistributedSampler, Sampler
@@ -17,19 +21,23 @@ class EpochSampler(Sampler[int]):
 
     def __init__(self, dataset: VideoClipDataset, *, shuffle: bool, seed: int = 0):
         self.dataset, self.shuffle, self.seed, self.epoch = dataset, shuffle, seed, 0
+        self.start = 0
 
     def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+        self.epoch, self.start = epoch, 0
         self.dataset.set_epoch(epoch)
+
+    def set_start(self, start: int) -> None:
+        self.start = start
 
     def __len__(self) -> int:
         return len(self.dataset)
 
     def __iter__(self):
         if not self.shuffle:
-            return iter(range(len(self.dataset)))
+            return iter(range(self.start, len(self.dataset)))
         generator = torch.Generator().manual_seed(self.seed + self.epoch)
-        return iter(torch.randperm(len(self.dataset), generator=generator).tolist())
+        return iter(torch.randperm(len(self.dataset), generator=generator).tolist()[self.start :])
 
 
 class EpochDistributedSampler(DistributedSampler):
@@ -41,15 +49,19 @@ class EpochDistributedSampler(DistributedSampler):
 
     def __init__(self, dataset: VideoClipDataset, *, pad: bool = True, **kwargs):
         super().__init__(dataset, **kwargs)
-        self.pad = pad
+        self.pad, self.start = pad, 0
 
     def set_epoch(self, epoch: int) -> None:
         super().set_epoch(epoch)
         self.dataset.set_epoch(epoch)
+        self.start = 0
+
+    def set_start(self, start: int) -> None:
+        self.start = start
 
     def __iter__(self):
         if self.pad:
-            return super().__iter__()
+            return itertools.islice(super().__iter__(), self.start, None)
         return iter(range(self.rank, len(self.dataset), self.num_replicas))
 
     def __len__(self) -> int:
@@ -59,8 +71,14 @@ class EpochDistributedSampler(DistributedSampler):
 
 
 def worker_init(worker_id: int) -> None:
-    """One intra-op thread per loader worker (decoding is parallel across workers)."""
+    """One intra-op thread per loader worker (decoding is parallel across workers).
+
+    Workers ignore SIGINT / SIGTERM: Ctrl-C (or a scheduler) signals the whole process group,
+    and the main process must be able to finish its step and save; it ends the workers itself.
+    """
     torch.set_num_threads(1)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
 
 
 def build_loader(

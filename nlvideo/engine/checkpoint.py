@@ -51,22 +51,24 @@ def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu
             nlvideo checkpoint.
     """
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path}: is a directory, expected a checkpoint file")
     if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
+        raise FileNotFoundError(f"{path}: checkpoint does not exist")
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # zip, pickle and weights-only errors come in many types
-        raise ValueError(f"checkpoint {path} is corrupt or not a safe torch file: {e}") from e
+        raise ValueError(f"{path}: checkpoint is corrupt or not a safe torch file\n{e}") from e
     if not isinstance(ckpt, dict):
-        raise ValueError(f"checkpoint {path}: expected a dict, got {type(ckpt).__name__}")
+        raise ValueError(f"{path}: checkpoint: expected a dict, got {type(ckpt).__name__}")
     if ckpt.get("format") != FORMAT:
         raise ValueError(
-            f"checkpoint {path}: expected format {FORMAT!r}, got {ckpt.get('format')!r} "
+            f"{path}: checkpoint: expected format {FORMAT!r}, got {ckpt.get('format')!r} "
             "(for pytorchvideo/PySlowFast/ImageNet weights use model.pretrained)"
         )
     missing = [k for k in REQUIRED_KEYS if k not in ckpt]
     if missing:
-        raise ValueError(f"checkpoint {path}: missing keys {missing}")
+        raise ValueError(f"{path}: checkpoint lacks keys {missing}")
     return ckpt
 
 
@@ -93,7 +95,7 @@ def build_model_from_checkpoint(
     try:
         model.load_state_dict(ckpt["model"])
     except RuntimeError as e:
-        raise ValueError(f"{source}: weights do not fit {ckpt['model_name']}: {e}") from e
+        raise ValueError(f"{source}: weights do not fit {ckpt['model_name']}\n{e}") from e
     return model.to(device).eval()
 
 

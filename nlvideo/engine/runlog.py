@@ -1,4 +1,9 @@
-"""A run's logs: ``metrics.jsonl`` (one JSON record a line) and TensorBoard, on rank 0 only."""
+"""A run's logs: ``metrics.jsonl`` (one JSON record a line) and TensorBoard, on rank 0 only.
+
+A resumed run drops the records written after its checkpoint (a crash can leave some), so no
+step appears twice: rows past the step are removed from ``metrics.jsonl`` and TensorBoard is
+told to purge them (``purge_step``).
+"""
 
 from __future__ import annotations
 
@@ -12,13 +17,24 @@ from typing import Any
 class RunLog:
     """metrics.jsonl + TensorBoard on rank 0; silent elsewhere."""
 
-    def __init__(self, out_dir: Path | None) -> None:
+    def __init__(self, out_dir: Path | None, *, resume_step: int | None = None) -> None:
+        """Open the logs of ``out_dir`` (None: a silent log, for ranks other than 0).
+
+        Args:
+            out_dir: The run folder.
+            resume_step: The step of the checkpoint a resumed run continues from; records past
+                it are dropped.
+        """
         self.out_dir = out_dir
         self._tb = None
         if out_dir is not None:
             from torch.utils.tensorboard import SummaryWriter
 
-            self._tb = SummaryWriter(log_dir=str(out_dir))
+            purge = None
+            if resume_step is not None:
+                drop_records_after(out_dir / "metrics.jsonl", resume_step)
+                purge = resume_step + 1
+            self._tb = SummaryWriter(log_dir=str(out_dir), purge_step=purge)
 
     def write(self, kind: str, step: int, values: dict[str, Any]) -> None:
         if self.out_dir is None:
@@ -33,6 +49,31 @@ class RunLog:
     def close(self) -> None:
         if self._tb is not None:
             self._tb.close()
+
+
+def progress_line(summary: dict[str, float], lr: float) -> str:
+    """One plain log line of a ``RunningStats.summary()`` (for logs that are not terminals)."""
+    return (
+        f"loss {summary['loss']:.4f} acc {summary['acc']:.3f} lr {lr:.3g} "
+        f"{summary['clips_per_s']:.1f} clips/s data wait {summary['data_wait']:.0%}"
+    )
+
+
+def drop_records_after(path: Path, step: int) -> None:
+    """Rewrite ``metrics.jsonl`` without records past ``step`` (and any torn last line)."""
+    if not path.is_file():
+        return
+    kept = []
+    for line in path.read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:  # a line cut by a crash
+            continue
+        if record.get("step", 0) <= step:
+            kept.append(line + "\n")
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(kept))
+    tmp.replace(path)
 
 
 @dataclass

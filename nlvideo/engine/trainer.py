@@ -5,34 +5,34 @@ transforms, records) and trains it, single-process or under ``torchrun`` (DDP). 
 writes files. A run can be stopped after ``train.max_steps`` steps and resumed from its
 ``last.pt`` with the same result as an uninterrupted run: the checkpoint holds the model,
 optimiser, schedule, scaler, epoch, step, position in the epoch's (epoch-seeded) sample order
-and every rank's RNG states.
+and every rank's RNG states. Checkpoints are also written every ``train.checkpoint_every``
+steps and on SIGINT / SIGTERM (see ``nlvideo.engine.interrupt``); whether a checkpoint may be
+resumed by this config is decided before the run folder is touched (``nlvideo.engine.resume``).
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from nlvideo.config import Config, config_to_dict, config_to_yaml
 from nlvideo.data.annotations import VideoRecord, save_classes
 from nlvideo.data.transforms import DeviceBatch, TestTransform, TrainTransform, prefetch
+from nlvideo.engine.batches import epoch_batches
 from nlvideo.engine.checkpoint import (
     capture_rng_state,
-    load_checkpoint,
-    restore_rng_state,
     save_checkpoint,
     seed_everything,
     unwrap_model,
@@ -45,10 +45,13 @@ from nlvideo.engine.distributed import (
     broadcast_buffers,
 )
 from nlvideo.engine.evaluate import evaluate
+from nlvideo.engine.interrupt import StopSignals, TrainingInterrupted, signal_from_votes
 from nlvideo.engine.optim import LRSchedule, build_optimizer, build_schedule
 from nlvideo.engine.precision import autocast, effective_amp
 from nlvideo.engine.report import format_report, save_report
-from nlvideo.engine.runlog import RunLog, RunningStats
+from nlvideo.engine.resume import check_resume_classes, restore_training_state, resume_command
+from nlvideo.engine.runlog import RunLog, RunningStats, progress_line
+from nlvideo.engine.wrap import wrap_model
 from nlvideo.metrics import EvalReport
 from nlvideo.models.pretrained import FORMAT
 
@@ -72,14 +75,22 @@ class TrainingParts:
 
 
 class Trainer:
-    """One run: builds everything from ``cfg`` and trains; ``fit()`` runs it."""
+    """One run: builds everything from ``cfg`` and trains; ``fit()`` runs it.
 
-    def __init__(self, cfg: Config, info: DistInfo, parts: TrainingParts) -> None:
+    ``resume`` is the checkpoint to continue from, already checked against the config
+    (``nlvideo.engine.resume.load_resume_checkpoint``); nothing is written before ``fit()``.
+    """
+
+    def __init__(
+        self,
+        cfg: Config,
+        info: DistInfo,
+        parts: TrainingParts,
+        resume: dict[str, Any] | None = None,
+    ) -> None:
         self.cfg, self.info, self.device = cfg, info, info.device
         t = cfg.train
         self.out_dir = Path(t.output_dir)
-        if info.is_main:
-            self.out_dir.mkdir(parents=True, exist_ok=True)
         self.amp = effective_amp(t.amp, self.device)
         if t.amp != "none" and self.amp == "none":
             logger.info(
@@ -87,7 +98,8 @@ class Trainer:
             )
         self.classes, self.model_kwargs = parts.classes, parts.model_kwargs
         self.val_records, self.eval_model = parts.val_records, parts.eval_model
-        self.model = self._wrap(parts.model)
+        options = {"sync_bn": t.sync_bn, "channels_last": t.channels_last, "compile": t.compile}
+        self.model = wrap_model(parts.model, info, **options)
         seed_everything(t.seed + info.rank)  # per-rank streams for dropout and the like
         self.optimizer = build_optimizer(unwrap_model(self.model), cfg.optim)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp == "fp16")
@@ -104,38 +116,16 @@ class Trainer:
         self.num_epochs = (
             math.ceil(t.iterations / self.steps_per_epoch) if t.iterations > 0 else t.epochs
         )
-        # The train transform's generator is re-seeded every epoch: augmentation replays
-        # exactly on resume even though prefetch draws a batch ahead.
+        # The train transform's generator is re-seeded every batch: a resume starts mid-epoch
+        # without decoding the batches before it, even though prefetch draws a batch ahead.
         self.train_transform, self.test_transform = parts.train_transform, parts.test_transform
         self.epoch, self.step, self.batches_done = 0, 0, 0
-        self.best_metric = -1.0
+        self.best_metric, self.best_epoch = -1.0, 0
         self._pending_rng: dict | None = None
-        self.log = RunLog(self.out_dir if info.is_main else None)
-
-    # ------------------------------------------------------------------ setup
-
-    def _wrap(self, model: nn.Module) -> nn.Module:
-        t, cuda = self.cfg.train, self.device.type == "cuda"
-        if t.sync_bn and self.info.distributed:
-            if cuda:
-                model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-            else:  # torch's SyncBatchNorm runs on GPUs only
-                logger.info("train.sync_bn ignored on %s (CUDA only)", self.device)
-        model = model.to(self.device)
-        if t.channels_last:
-            if cuda:
-                model = model.to(memory_format=torch.channels_last_3d)
-            else:
-                logger.info("train.channels_last ignored on %s (CUDA only)", self.device)
-        if self.info.distributed:
-            ids = [self.device.index] if cuda else None
-            model = DistributedDataParallel(model, device_ids=ids)
-        if t.compile:
-            if cuda:
-                model = torch.compile(model)
-            else:
-                logger.info("train.compile ignored on %s (CUDA only)", self.device)
-        return model
+        self._ckpt = resume
+        self.log = RunLog(None)  # opened by fit(), once the resume check has passed
+        self.stop, self.stop_votes = StopSignals(), [0.0, 0.0]
+        self.bar = self.info.is_main and t.progress and sys.stderr.isatty()  # else log lines
 
     # ------------------------------------------------------------------ checkpoints
 
@@ -160,6 +150,7 @@ class Trainer:
                 "seed": self.cfg.train.seed,
             },
             "best_metric": self.best_metric,
+            "best_epoch": self.best_epoch,
         }
 
     def _save(self, *, best: bool = False) -> None:
@@ -171,110 +162,118 @@ class Trainer:
         barrier(self.info)
 
     def _resume(self) -> None:
-        path = Path(self.cfg.train.resume) if self.cfg.train.resume else self.out_dir / "last.pt"
-        if not self.cfg.train.resume and not path.is_file():
+        ckpt, self._ckpt = self._ckpt, None
+        if ckpt is None:
             return
-        ckpt = load_checkpoint(path, map_location="cpu")
-        if ckpt["model_name"] != self.cfg.model.name or ckpt["classes"] != self.classes:
-            raise ValueError(
-                f"checkpoint {path} holds a {ckpt['model_name']!r} model for "
-                f"{len(ckpt['classes'])} classes, but this run trains {self.cfg.model.name!r} on "
-                f"{len(self.classes)} classes (a different run folder or train.resume?)"
-            )
-        try:
-            unwrap_model(self.model).load_state_dict(ckpt["model"])
-            self.optimizer.load_state_dict(ckpt["optimizer"])
-        except (RuntimeError, ValueError, KeyError) as e:
-            raise ValueError(
-                f"checkpoint {path} does not fit this run's model/optimiser: {e}"
-            ) from e
-        self.schedule.load_state_dict(ckpt["scheduler"])
-        if ckpt["scaler"]:  # empty when saved without fp16
-            self.scaler.load_state_dict(ckpt["scaler"])
+        check_resume_classes(ckpt, self.cfg.model.name, self.classes)
+        restore_training_state(
+            ckpt,
+            model=unwrap_model(self.model),
+            optimizer=self.optimizer,
+            schedule=self.schedule,
+            scaler=self.scaler,
+        )
         self.epoch, self.step = int(ckpt["epoch"]), int(ckpt["step"])
         self.batches_done = int(ckpt["sampler"]["batches_done"])
         self.best_metric = float(ckpt["best_metric"])
-        rngs = ckpt["rng"]
-        if len(rngs) == self.info.world_size:
+        self.best_epoch = int(ckpt.get("best_epoch", 0))
+        rngs, ranks = ckpt["rng"], self.info.world_size
+        if len(rngs) == ranks:
             self._pending_rng = rngs[self.info.rank]
         else:
-            logger.warning(
-                "checkpoint %s was written by %d ranks, not %d: RNG states not restored",
-                path,
-                len(rngs),
-                self.info.world_size,
-            )
-        logger.info("resumed from %s at epoch %d, step %d", path, self.epoch + 1, self.step)
+            msg = "checkpoint %s was written by %d ranks, not %d: RNG states not restored"
+            logger.warning(msg, ckpt["path"], len(rngs), ranks)
+        logger.info("resumed from %s at epoch %d, step %d", ckpt["path"], self.epoch + 1, self.step)
 
-    def _write_run_files(self) -> None:
+    def _open_run_folder(self, resume_step: int | None) -> None:
         if self.info.is_main:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
             (self.out_dir / "config.yaml").write_text(config_to_yaml(self.cfg))
             save_classes(self.classes, self.out_dir / "classes.json")
+            self.log = RunLog(self.out_dir, resume_step=resume_step)
+
+    def _stop_if_asked(self, votes: list[float] | None = None) -> None:
+        """Save and raise ``TrainingInterrupted`` when any rank got SIGINT / SIGTERM."""
+        if votes is None:  # between steps: one vote of every rank
+            votes = torch.tensor(self.stop.votes(), device=self.device)  # NCCL: on the GPU
+            votes = all_reduce_sum(votes, self.info).tolist()
+        signum = signal_from_votes(votes)
+        if not signum:
+            return
+        self._save()
+        path = self.out_dir / "last.pt"
+        command = resume_command(path, self.info.world_size)
+        raise TrainingInterrupted(signum, self.step, str(path), command, is_main=self.info.is_main)
 
     # ------------------------------------------------------------------ loop
 
     def fit(self) -> dict[str, Any]:
-        """Train (resuming if there is a checkpoint), evaluating as configured."""
-        self._write_run_files()
+        """Train (resuming if there is a checkpoint), evaluating as configured.
+
+        Raises:
+            TrainingInterrupted: SIGINT / SIGTERM stopped the run after a step; it was saved.
+        """
+        resumed = self._ckpt is not None
         self._resume()
-        t = self.cfg.train
-        last: dict[str, Any] = {}
+        self._open_run_folder(self.step if resumed else None)
         try:
-            while self.epoch < self.num_epochs:
-                epoch = self.epoch
-                stats = self._train_epoch(epoch)
-                finished = self.batches_done == self.steps_per_epoch or (
-                    t.iterations > 0 and self.step >= t.iterations
-                )
-                if not finished:  # stopped by train.max_steps in the middle of an epoch
-                    self._save()
-                    logger.info("stopped at step %d (train.max_steps); checkpoint saved", self.step)
-                    return last
-                self.epoch, self.batches_done = epoch + 1, 0
-                is_best = False
-                if (epoch + 1) % t.eval_every == 0 or self.epoch == self.num_epochs:
-                    report = self._evaluate()
-                    last = report.to_dict()
-                    is_best = report.video_top1 > self.best_metric
-                    self.best_metric = max(self.best_metric, report.video_top1)
-                    self._log_eval(epoch, report)
-                self._log_epoch(epoch, stats)
-                self._save(best=is_best)
-                if t.max_steps and self.step >= t.max_steps:
-                    logger.info("stopped at step %d (train.max_steps)", self.step)
-                    return last
-            if not last:  # resumed a finished run: evaluate it again
-                logger.info(
-                    "%s holds a finished run: evaluating it (new run: another train.output_dir)",
-                    self.out_dir,
-                )
-                report = self._evaluate()
-                last = report.to_dict()
-                self._log_eval(self.epoch - 1, report)
-            return last
+            with self.stop:
+                return self._loop()
         finally:
             self.log.close()
 
-    def _batches(self, epoch: int) -> Iterator[DeviceBatch]:
-        """The epoch's batches, after those done before a mid-epoch checkpoint.
+    def _loop(self) -> dict[str, Any]:
+        t, last = self.cfg.train, {}
+        while self.epoch < self.num_epochs:
+            epoch = self.epoch
+            stats = self._train_epoch(epoch)
+            self._stop_if_asked(self.stop_votes)
+            finished = self.batches_done == self.steps_per_epoch or (
+                t.iterations > 0 and self.step >= t.iterations
+            )
+            if not finished:  # stopped by train.max_steps in the middle of an epoch
+                self._save()
+                logger.info("stopped at step %d (train.max_steps); checkpoint saved", self.step)
+                return last
+            self.epoch, self.batches_done = epoch + 1, 0
+            is_best = False
+            if (epoch + 1) % t.eval_every == 0 or self.epoch == self.num_epochs:
+                report = self._evaluate()
+                last = report.to_dict()
+                is_best = report.video_top1 > self.best_metric
+                if is_best:
+                    self.best_metric, self.best_epoch = report.video_top1, epoch + 1
+                self._log_eval(epoch, report)
+            self._log_epoch(epoch, stats)
+            self._save(best=is_best)
+            self._stop_if_asked()
+            if t.max_steps and self.step >= t.max_steps:
+                logger.info("stopped at step %d (train.max_steps)", self.step)
+                return last
+        if not last:  # resumed a finished run: evaluate it again (no new log records)
+            logger.info(
+                "%s holds a finished run: evaluating it (new run: another train.output_dir)",
+                self.out_dir,
+            )
+            last = self._evaluate().to_dict()
+        # Which checkpoint this report scored, and how best.pt was chosen.
+        scored = {"checkpoint": str(self.out_dir / "last.pt"), "epoch": self.epoch}
+        best = {"best_checkpoint": str(self.out_dir / "best.pt"), "best_epoch": self.best_epoch}
+        return {**last, "scored": {**scored, **best, "best_video_top1": self.best_metric}}
 
-        Sample order (sampler), clip windows (dataset) and augmentation (transform generator)
-        depend only on (seed, epoch, rank, position), so the skipped batches are replayed and
-        discarded; the global RNG states are then restored to where the checkpoint took them.
-        """
-        self.train_loader.sampler.set_epoch(epoch)
-        seed = np.random.SeedSequence([self.cfg.train.seed, epoch, self.info.rank])
-        self.train_transform.generator.manual_seed(int(seed.generate_state(1)[0]))
-        if self._pending_rng is not None and self.batches_done == 0:
-            restore_rng_state(self._pending_rng)
-            self._pending_rng = None
-        batches = prefetch(self.train_loader, self.device, self.train_transform)
-        for _ in range(self.batches_done):
-            next(batches)
-        if self._pending_rng is not None:  # mid-epoch: the state was taken at this point
-            restore_rng_state(self._pending_rng)
-            self._pending_rng = None
-        return batches
+    def _batches(self, epoch: int) -> Iterator[DeviceBatch]:
+        """The epoch's batches from the first one not done (see ``nlvideo.engine.batches``)."""
+        rng, self._pending_rng = self._pending_rng, None
+        return epoch_batches(
+            self.train_loader,
+            self.device,
+            self.train_transform,
+            seed=self.cfg.train.seed,
+            epoch=epoch,
+            rank=self.info.rank,
+            start=self.batches_done,
+            rng_state=rng,
+        )
 
     def _train_epoch(self, epoch: int) -> dict[str, float]:
         t, model = self.cfg.train, self.model
@@ -285,7 +284,7 @@ class Trainer:
             total=self.steps_per_epoch,
             initial=self.batches_done,
             desc=f"epoch {epoch + 1}/{self.num_epochs}",
-            disable=not (self.info.is_main and t.progress),
+            disable=not self.bar,
             dynamic_ncols=True,
             leave=False,
         )
@@ -313,7 +312,15 @@ class Trainer:
             if self.step % t.log_every == 0:
                 lr = self.optimizer.param_groups[0]["lr"]
                 self.log.write("train", self.step, {"epoch": epoch + 1, "lr": lr, **summary})
+                if self.info.is_main and not self.bar:  # a file or a pipe: plain lines
+                    where = f"epoch {epoch + 1}/{self.num_epochs} step {self.step}"
+                    logger.info("%s: %s", where, progress_line(summary, lr))
                 window = RunningStats()
+            if signal_from_votes(self.stop_votes):
+                break
+            every = t.checkpoint_every
+            if every and self.step % every == 0 and self.batches_done < self.steps_per_epoch:
+                self._save()  # mid-epoch; the epoch's end saves anyway
         bar.close()
         return {**total.summary(), "replaced": int(all_reduce_sum(replaced, self.info).item())}
 
@@ -332,9 +339,10 @@ class Trainer:
                 loss.detach() * n,
                 (logits.argmax(1) == batch.labels).sum().float(),
                 loss.new_tensor(n),
+                *loss.new_tensor(self.stop.votes()).unbind(),  # ranks agree on a stop request
             ]
         )
-        loss_sum, correct, count = all_reduce_sum(sums, self.info).tolist()
+        loss_sum, correct, count, *self.stop_votes = all_reduce_sum(sums, self.info).tolist()
         if not math.isfinite(loss_sum):
             raise FloatingPointError(
                 f"loss is {loss_sum / count} at step {self.step + 1} (epoch {self.epoch + 1}, "
@@ -367,17 +375,9 @@ class Trainer:
 
     def _log_epoch(self, epoch: int, stats: dict[str, float]) -> None:
         self.log.write("epoch", self.step, {"epoch": epoch + 1, **stats})
-        logger.info(
-            "epoch %d/%d: loss %.4f, clip acc %.3f, %.1f clips/s, data wait %.0f%%, "
-            "replaced %d broken videos",
-            epoch + 1,
-            self.num_epochs,
-            stats["loss"],
-            stats["acc"],
-            stats["clips_per_s"],
-            100 * stats["data_wait"],
-            stats["replaced"],
-        )
+        lr, replaced = self.optimizer.param_groups[0]["lr"], stats["replaced"]
+        line = f"{progress_line(stats, lr)}, replaced {replaced} broken videos"
+        logger.info("epoch %d/%d done at step %d: %s", epoch + 1, self.num_epochs, self.step, line)
 
     def _log_eval(self, epoch: int, report: EvalReport) -> None:
         keys = ("clip_top1", "clip_top5", "video_top1", "video_top5", "mean_class_accuracy")
