@@ -5,8 +5,10 @@
         --out /data/k400/lists --reencode /data/k400/256 --short-side 256 --gop 16 --workers 16
 
 Steps:
-1. Parse every CSV (class names from the first one unless --classes is given) and check which
-   clips exist; print one summary per CSV and write every problem to `<out>/problems_<csv>.tsv`.
+1. Parse every CSV (class names from the first one unless --classes is given), check which
+   clips exist and that each decodes (a video stream, its first and last frame, a positive
+   duration; truncated, audio-only and non-video files fail); print one summary per CSV and
+   write every problem to `<out>/problems_<csv>.tsv`. `--no-decode-check` skips decoding.
 2. Optionally re-encode each found clip with PyAV to H.264 with the short side at 256 (or 320),
    never upscaling, a fixed keyframe interval (`--gop`) so a random window decodes at most
    `gop` frames, no audio. Runs in parallel processes with a progress bar; resumable: a clip
@@ -28,6 +30,7 @@ from multiprocessing import get_context
 from pathlib import Path
 
 import av
+import numpy as np
 from av.video.reformatter import VideoReformatter
 from tqdm import tqdm
 
@@ -40,6 +43,7 @@ from nlvideo.data.annotations import (
     validate_records,
 )
 from nlvideo.data.sampling import resized_shape
+from nlvideo.data.video import open_video
 
 logger = logging.getLogger("prepare_kinetics")
 
@@ -96,6 +100,39 @@ def _job(args: tuple[str, str, int, int, int]) -> tuple[str, str | None]:
     except Exception as e:  # one bad video must not stop the others
         Path(f"{dst}.part").unlink(missing_ok=True)
         return src, f"{type(e).__name__}: {e}"
+
+
+def check_video(path: str) -> tuple[str, str | None]:
+    """(path, None) when the video decodes: a video stream, first and last frame, duration > 0.
+
+    Otherwise the reason, e.g. "no video stream" or "cannot decode (...)".
+    """
+    try:
+        with open_video(path, backend="decord", allow_sequential=False) as reader:
+            n, fps = reader.num_frames, reader.fps
+            if n < 1 or not fps or fps <= 0:
+                return path, f"no frames or no frame rate ({n} frames, {fps} fps)"
+            reader.read(np.array([0, n - 1]))
+    except Exception as e:  # any reader/decoder error is a reason, not a crash
+        return path, str(getattr(e, "reason", None) or f"{type(e).__name__}: {e}")
+    return path, None
+
+
+def check_all(records: Sequence[VideoRecord], workers: int) -> list[Problem]:
+    """Decode check of every record, in parallel; one `undecodable` problem per bad video."""
+    paths = sorted({r.path for r in records})
+    if workers > 1 and len(paths) > 1:
+        with get_context("spawn").Pool(workers) as pool:
+            results = list(
+                tqdm(
+                    pool.imap_unordered(check_video, paths, chunksize=8),
+                    total=len(paths),
+                    desc="decode check",
+                )
+            )
+    else:
+        results = [check_video(p) for p in paths]
+    return [Problem("undecodable", p, reason) for p, reason in sorted(results) if reason]
 
 
 def target_path(record: VideoRecord, root: Path, out_root: Path) -> Path:
@@ -165,6 +202,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--crf", type=int, default=23, help="x264 quality (lower = better, larger)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument(
+        "--no-decode-check", action="store_true", help="only check that the files exist"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
 
@@ -176,6 +216,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             csv_path, root=args.root, classes=classes, problems=problems
         )
         report = validate_records(records, problems=problems)
+        if not args.no_decode_check:
+            present = [r for r in records if r.path not in report.bad_paths()]
+            report.problems.extend(check_all(present, args.workers))
         bad, found = report.bad_paths(), []
         for record in records:  # existing files, first occurrence of each
             if record.path not in bad:

@@ -51,10 +51,16 @@ class ModelConfig:
 @dataclass
 class DataConfig:
     builtin: bool = True  # generate (once, cached) and use the built-in data set
-    root: str = ""  # prefix for relative video paths in the lists
-    train_list: str = ""  # "path label" list or Kinetics CSV (.csv)
+    # Your own data (data.builtin=false): a layout (datasets/README.md) in data.root.
+    format: str = "auto"  # auto | kinetics | list | ucf101 | hmdb51 | ssv2 | folder
+    root: str = ""  # the data set folder; relative list and video paths are found under it
+    train_list: str = ""  # "path label" list or Kinetics CSV (.csv); "" = the layout's own
     val_list: str = ""
-    class_index: str = ""  # JSON list/dict or one class name a line; "" = from the lists
+    class_index: str = ""  # class file (index labels need one); "" = the layout's or names
+    split: int = 1  # official split of ucf101 / hmdb51: 1 | 2 | 3
+    val_fraction: float = 0.2  # folder layout: share of each class held out for validation
+    skip_bad_rows: bool = False  # malformed / unknown-label rows: skipped, counted and listed
+    # in <output_dir>/skipped_rows.txt instead of an error
     num_frames: int = 8  # frames per clip (T)
     stride: int = 2  # temporal sampling stride, in frames (or at target_fps)
     target_fps: float | None = None  # resample videos to this frame rate before striding
@@ -77,7 +83,7 @@ class DataConfig:
 class SyntheticConfig:
     """Parameters of the built-in data set (see nlvideo.builtin)."""
 
-    root: str = "data/builtin"  # cache folder; regenerated only when parameters change
+    root: str = "data/builtin"  # cache root: one sub-folder per parameter set
     num_train: int = 960
     num_val: int = 160
     seed: int = 0
@@ -144,6 +150,8 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "optim.schedule": ("cosine", "step"),
     "train.amp": ("none", "bf16", "fp16"),
     "data.backend": ("decord", "pyav"),
+    "data.format": ("auto", "kinetics", "list", "ucf101", "hmdb51", "ssv2", "folder"),
+    "data.split": (1, 2, 3),
     "model.pretrained_format": ("auto", "nlvideo", "pytorchvideo", "slowfast", "imagenet2d"),
     "model.test_head": ("global", "slowfast"),
 }
@@ -261,6 +269,15 @@ def validate_config(cfg: Config) -> None:
             f"config key data.test_crop_size: test crop {test_crop} is larger than "
             f"data.test_scale={cfg.data.test_scale}"
         )
+    if not 0 < cfg.data.val_fraction < 1:
+        raise ValueError(
+            f"config key data.val_fraction: expected a value in (0, 1), got {cfg.data.val_fraction}"
+        )
+    if cfg.data.builtin and cfg.data.format != "auto":
+        raise ValueError(
+            f"config key data.format={cfg.data.format} is not read with data.builtin=true; "
+            "add data.builtin=false"
+        )
     if cfg.data.target_fps is not None and cfg.data.target_fps <= 0:
         raise ValueError(f"config key data.target_fps: expected > 0, got {cfg.data.target_fps}")
     for key in ("optim.step_epochs", "optim.step_iters"):
@@ -286,17 +303,26 @@ def check_paths(cfg: Config) -> None:
     """
     pretrained = cfg.model.pretrained
     files = {"model.pretrained": "" if "://" in pretrained else pretrained}
-    if not cfg.data.builtin:
-        for key in ("train_list", "val_list"):
-            if not getattr(cfg.data, key):
-                raise ValueError(f"config key data.{key}: required when data.builtin=false")
-        files |= {f"data.{k}": getattr(cfg.data, k) for k in ("train_list", "val_list")}
-        files["data.class_index"] = cfg.data.class_index
-        if cfg.data.root:
-            root = Path(cfg.data.root)
-            if not root.is_dir():
-                what = "is not a directory" if root.exists() else "does not exist"
-                raise ValueError(f"{root}: {what} (data.root)")
+    d = cfg.data
+    root = Path(d.root) if d.root else None
+    if not d.builtin:
+        if d.format == "list":
+            for key in ("train_list", "val_list"):
+                if not getattr(d, key):
+                    raise ValueError(f"config key data.{key}: required with data.format=list")
+        elif root is None and not d.train_list:
+            raise ValueError(
+                "config key data.root: required when data.builtin=false (the data set's "
+                "folder; or data.train_list / data.val_list)"
+            )
+        if root is not None and not root.is_dir():
+            what = "is not a directory" if root.exists() else "does not exist"
+            raise ValueError(f"{root}: {what} (data.root)")
+        for key in ("train_list", "val_list", "class_index"):
+            value = getattr(d, key)  # as given, else under data.root (relative paths)
+            if value and root is not None and not Path(value).exists():
+                value = str(root / value) if (root / value).exists() else value
+            files[f"data.{key}"] = value
     for key, value in files.items():
         if value and not Path(value).is_file():
             what = "is a directory, expected a file" if Path(value).is_dir() else "does not exist"

@@ -9,8 +9,7 @@ plain arguments; only this module and the ``build_*`` functions read config obje
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +19,17 @@ from torch.utils.data import DataLoader
 
 from nlvideo.builtin import generate_builtin_dataset
 from nlvideo.config import Config, check_paths, config_from_dict, config_to_dict, load_config
-from nlvideo.data.annotations import VideoRecord, load_classes, read_records
+from nlvideo.data.annotations import VideoRecord
+from nlvideo.data.classes import NamedRecord
 from nlvideo.data.dataset import VideoClipDataset
+from nlvideo.data.formats.base import LayoutOptions
+from nlvideo.data.formats.splits import (
+    DataSplits,
+    load_splits,
+    map_to_classes,
+    read_list,
+    write_splits,
+)
 from nlvideo.data.loader import build_loader
 from nlvideo.data.transforms import DeviceBatch, TestTransform, TrainTransform, prefetch
 from nlvideo.engine.checkpoint import build_model_from_checkpoint, load_checkpoint, seed_everything
@@ -31,7 +39,7 @@ from nlvideo.engine.precise_bn import PreciseBN
 from nlvideo.engine.precision import effective_amp
 from nlvideo.engine.predictor import Predictor
 from nlvideo.engine.resume import load_resume_checkpoint
-from nlvideo.engine.trainer import Trainer, TrainingParts
+from nlvideo.engine.trainer import EvalModel, Trainer, TrainingParts
 from nlvideo.metrics import EvalReport
 from nlvideo.models import MODELS, build_model
 from nlvideo.models.non_local import MODES
@@ -39,6 +47,8 @@ from nlvideo.models.pretrained import load_pretrained
 from nlvideo.models.test_head import with_test_head
 
 logger = logging.getLogger(__name__)
+
+SPLIT_FORMATS = ("ucf101", "hmdb51")  # layouts whose validation set is data.split's test list
 
 
 # --------------------------------------------------------------------------- checks and records
@@ -70,40 +80,45 @@ def check_config(cfg: Config) -> None:
         raise ValueError(f"config key model.*: {m.name} cannot be built: {e}") from e
 
 
-@dataclass
-class RunData:
-    """Records and classes of a run."""
+def _builtin(cfg: Config, info: DistInfo) -> Path:
+    """The built-in data set's folder (generated once, by rank 0)."""
+    s = cfg.synthetic
+    options = {
+        "num_train": s.num_train,
+        "num_val": s.num_val,
+        "seed": s.seed,
+        "size": s.size,
+        "min_frames": s.min_frames,
+        "max_frames": s.max_frames,
+    }
+    if info.is_main:
+        generate_builtin_dataset(s.root, **options)
+    barrier(info)
+    return generate_builtin_dataset(s.root, **options).root  # cached now
 
-    train: list[VideoRecord]
-    val: list[VideoRecord]
-    classes: list[str]
 
-
-def run_data(cfg: Config, info: DistInfo) -> RunData:
-    """The built-in data set (generated once, by rank 0) or the configured lists."""
+def _layout_options(cfg: Config, **lists: str) -> LayoutOptions:
     d = cfg.data
-    if d.builtin:
-        s = cfg.synthetic
-        options = {
-            "num_train": s.num_train,
-            "num_val": s.num_val,
-            "seed": s.seed,
-            "size": s.size,
-            "min_frames": s.min_frames,
-            "max_frames": s.max_frames,
-        }
-        if info.is_main:
-            generate_builtin_dataset(s.root, **options)
-        barrier(info)
-        builtin = generate_builtin_dataset(s.root, **options)  # cached now
-        root, train_list, val_list = builtin.root, builtin.train_list, builtin.val_list
-        classes: list[str] | None = list(builtin.classes)
-    else:
-        root, train_list, val_list = d.root or None, d.train_list, d.val_list
-        classes = load_classes(d.class_index) if d.class_index else None
-    train, classes = read_records(train_list, root=root, classes=classes)
-    val, _ = read_records(val_list, root=root, classes=classes)
-    return RunData(train, val, classes)
+    return LayoutOptions(
+        root=Path(d.root) if d.root else None,
+        train_list=lists.get("train_list", d.train_list),
+        val_list=lists.get("val_list", d.val_list),
+        class_index=lists.get("class_index", d.class_index),
+        split=d.split,
+        val_fraction=d.val_fraction,
+        seed=cfg.train.seed,
+    )
+
+
+def run_data(cfg: Config, info: DistInfo) -> DataSplits:
+    """Training and validation records and the class table: built-in, or ``data.format``."""
+    if cfg.data.builtin:
+        root = _builtin(cfg, info)
+        options = LayoutOptions(
+            root=root, train_list=str(root / "train.txt"), val_list=str(root / "val.txt")
+        )
+        return load_splits("list", options)
+    return load_splits(cfg.data.format, _layout_options(cfg), skip_bad_rows=cfg.data.skip_bad_rows)
 
 
 def eval_records(
@@ -113,26 +128,35 @@ def eval_records(
     *,
     list_path: str = "",
     root: str | None = None,
+    class_file: str = "",
 ) -> tuple[list[VideoRecord], str]:
-    """Videos to evaluate and the list's name: ``list_path``, else the config's validation list.
+    """Videos to evaluate, indexed by ``classes`` (the checkpoint's) by name, and their name.
 
-    Labels are read against ``classes`` (the checkpoint's). ``root`` defaults to
-    ``data.root``; without either, list paths are relative to the list file.
+    ``list_path`` (its index labels need ``class_file`` or a class file beside it), else the
+    validation split of the config's data (built-in, or ``data.format`` in ``data.root``).
+    ``root`` defaults to ``data.root``; without either, list paths are relative to the list.
 
     Raises:
-        ValueError: no list to evaluate, or the built-in data set's classes differ.
+        ValueError: no such list, index labels without class file, or classes the
+            checkpoint does not know (all listed).
     """
-    if not list_path and cfg.data.builtin:  # generated (or reused) exactly as in training
-        data = run_data(cfg, info)
-        if data.classes != list(classes):
-            raise ValueError("the checkpoint's classes differ from the built-in data set's")
-        return data.val, "builtin_val"
-    list_path = list_path or cfg.data.val_list
-    if not list_path:
-        raise ValueError("no list to evaluate: pass --list or set data.val_list")
-    root = root if root is not None else (cfg.data.root or None)
-    records, _ = read_records(list_path, root=root, classes=list(classes))
-    return records, str(list_path)
+    if list_path:
+        root = root if root is not None else (cfg.data.root or None)
+        named = read_list(list_path, root=root, class_file=class_file or None)
+        return map_to_classes(named, list(classes), source=str(list_path)), str(list_path)
+    if cfg.data.builtin:  # generated (or reused) exactly as in training
+        root_dir = _builtin(cfg, info)
+        named = read_list(root_dir / "val.txt")
+        return map_to_classes(named, list(classes), source="builtin_val"), "builtin_val"
+    check_config(cfg)
+    overrides = {"class_index": class_file} if class_file else {}
+    data = load_splits(cfg.data.format, _layout_options(cfg, **overrides))
+    # The split's records back to names, then to the checkpoint's indices.
+    named = [NamedRecord(r.path, data.classes[r.label], r.video_id) for r in data.val]
+    name = f"{data.format}_val" + (
+        f"_split{cfg.data.split}" if data.format in SPLIT_FORMATS else ""
+    )
+    return map_to_classes(named, list(classes), source=name), name
 
 
 # --------------------------------------------------------------------------- data objects
@@ -243,41 +267,27 @@ def build_network(cfg: Config, num_classes: int) -> tuple[nn.Module, dict[str, A
 
 def build_test_head(cfg: Config, model: nn.Module) -> nn.Module:
     """``model`` scored with ``model.test_head`` (global pooling, or PySlowFast's windows)."""
-    d = cfg.data
-    return with_test_head(
-        model, cfg.model.test_head, num_frames=d.num_frames, train_crop=d.crop_size
-    )
+    m, d = cfg.model, cfg.data
+    return with_test_head(model, m.test_head, num_frames=d.num_frames, train_crop=d.crop_size)
 
 
-def build_eval_model(
-    cfg: Config, records: Sequence[VideoRecord], info: DistInfo
-) -> Callable[[nn.Module, int], nn.Module]:
-    """What the trainer runs before each evaluation: precise BN (if configured), the test head."""
-    precise = None
-    if cfg.train.precise_bn_batches:
-        precise = PreciseBN(
-            build_train_loader(cfg, records, info),  # a loader of its own: its own sample order
-            build_train_transform(cfg),
-            info.device,
-            cfg.train.precise_bn_batches,
-            amp=effective_amp(cfg.train.amp, info.device),
-            distributed=info.distributed,
-            seed=cfg.train.seed,
-            rank=info.rank,
-        )
-
-    def eval_model(model: nn.Module, epoch: int) -> nn.Module:
-        if precise is not None:
-            precise(model, epoch)
-        return build_test_head(cfg, model)
-
-    return eval_model
+def build_eval_model(cfg: Config, records: Sequence[VideoRecord], info: DistInfo) -> EvalModel:
+    """Run before each evaluation: precise BN (``train.precise_bn_batches``), the test head."""
+    t, amp = cfg.train, effective_amp(cfg.train.amp, info.device)
+    loader = build_train_loader(cfg, records, info) if t.precise_bn_batches else None
+    precise = PreciseBN(loader, build_train_transform(cfg), t.precise_bn_batches, info, amp, t.seed)
+    return lambda model, epoch: build_test_head(cfg, precise(model, epoch))
 
 
 def build_training(cfg: Config, info: DistInfo) -> TrainingParts:
     """Everything a ``Trainer`` needs, from the config."""
     check_config(cfg)
     data = run_data(cfg, info)
+    if info.is_main and not cfg.data.builtin:  # the split, to evaluate or train on again
+        folder = write_splits(data, Path(cfg.train.output_dir) / "data")
+        logger.info(
+            "data split (%d / %d videos) written to %s", len(data.train), len(data.val), folder
+        )
     model, kwargs = build_network(cfg, len(data.classes))
     return TrainingParts(
         model=model,
@@ -323,9 +333,14 @@ def evaluate_checkpoint(
     *,
     list_path: str = "",
     root: str | None = None,
+    class_file: str = "",
     overrides: Sequence[str] = (),
 ) -> tuple[EvalReport, str]:
     """Multi-view evaluation of a checkpoint on a list (default: its validation videos).
+
+    The list's classes are mapped to the checkpoint's by name (a subset is fine, an unknown
+    class is an error); index labels need ``class_file`` (else ``data.class_index`` given in
+    ``overrides``, else a class file beside the list).
 
     Runs on the checkpoint config's ``train.device`` (after ``overrides``), single-process or
     under ``torchrun``.
@@ -339,7 +354,11 @@ def evaluate_checkpoint(
     info = init_distributed(cfg.train.device)
     try:
         model = build_model_from_checkpoint(ckpt, device=info.device, source=str(checkpoint))
-        records, list_name = eval_records(cfg, classes, info, list_path=list_path, root=root)
+        if not class_file and any(x.startswith("data.class_index=") for x in overrides):
+            class_file = cfg.data.class_index
+        records, list_name = eval_records(
+            cfg, classes, info, list_path=list_path, root=root, class_file=class_file
+        )
         report = evaluate(
             build_test_head(cfg, model),
             build_test_batches(cfg, records, info),

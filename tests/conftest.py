@@ -62,6 +62,12 @@ def clip_indices(clip: np.ndarray) -> list[int]:
     return [frame_index(clip[:, t]) for t in range(clip.shape[1])]
 
 
+_CODEC_OPTIONS = {
+    "mpeg4": {"qscale": "2"},  # MPEG-4 Part 2 / Xvid-like, near-lossless quantiser
+    "libvpx-vp9": {"crf": "10", "b": "0", "deadline": "realtime", "cpu-used": "8"},
+}
+
+
 def make_video(
     path: str | Path,
     num_frames: int,
@@ -73,8 +79,12 @@ def make_video(
     faststart: bool = False,
     rotation: int | None = None,
     frame_fn: Callable[[int, int, int], np.ndarray] = index_image,
+    codec: str = "libx264",
 ) -> Path:
     """Write an H.264 (yuv420p, crf 10) video; frame i is `frame_fn(i, height, width)`.
+
+    ``codec="mpeg4"`` writes MPEG-4 Part 2 (as in UCF101/HMDB51 AVIs, ``.avi``) and
+    ``codec="libvpx-vp9"`` VP9 (as in Something-Something v2, ``.webm``), both high quality.
 
     Args:
         path: Output file (.mp4, .mkv, ...).
@@ -91,9 +101,9 @@ def make_video(
     width, height = size
     options = {"movflags": "faststart"} if faststart else {}
     with av.open(str(path), "w", options=options) as container:
-        stream = container.add_stream("libx264", rate=fps)
+        stream = container.add_stream(codec, rate=fps)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        codec_options = {"crf": "10"}
+        codec_options = _CODEC_OPTIONS.get(codec, {"crf": "10"})
         if bframes is not None:
             codec_options["bf"] = str(bframes)
         stream.options = codec_options
@@ -244,12 +254,13 @@ def tiny_builtin(tmp_path_factory: pytest.TempPathFactory) -> tuple[object, list
     """A tiny generated built-in data set and the overrides of a config that uses it."""
     from nlvideo.builtin import generate_builtin_dataset
 
-    data = generate_builtin_dataset(tmp_path_factory.mktemp("tiny") / "data", **TINY_DATA)
+    cache = tmp_path_factory.mktemp("tiny") / "data"
+    data = generate_builtin_dataset(cache, **TINY_DATA)
     overrides = [
         *TINY_TEST_VIEWS,
         "data.num_clips=3",
         "train.device=cpu",
-        f"synthetic.root={data.root}",
+        f"synthetic.root={cache}",
         *[f"synthetic.{k}={v}" for k, v in TINY_DATA.items()],
     ]
     return data, overrides

@@ -15,6 +15,7 @@ from nlvideo.data.annotations import (
     load_classes,
     load_kinetics_csv,
     load_video_list,
+    parse_video_list,
     save_classes,
     validate_records,
 )
@@ -64,14 +65,33 @@ def test_bad_class_file_is_a_clear_error(tmp_path, content, match):
 
 
 # ----------------------------------------------------------------------------- "path label"
-def test_space_separated_list_with_int_labels(tmp_path):
+def test_int_labels_without_a_class_file_are_an_error_not_classes_named_0_1_2(tmp_path):
+    (tmp_path / "train.txt").write_text("a/x.mp4 2\n# comment\n\nb/my video.mp4 0\n")
+    with pytest.raises(AnnotationError, match=r"train\.txt:1: label '2' looks like a class index"):
+        load_video_list(tmp_path / "train.txt", root="/data")
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [("classes.json", '["a", "b", "c"]'), ("classes.txt", "a\nb\nc\n")],
+)
+def test_space_separated_list_with_int_labels_and_a_class_file_beside_it(tmp_path, name, content):
+    (tmp_path / name).write_text(content)
     (tmp_path / "train.txt").write_text("a/x.mp4 2\n# comment\n\nb/my video.mp4 0\n")
     records, classes = load_video_list(tmp_path / "train.txt", root="/data")
     assert records == [
         VideoRecord("/data/a/x.mp4", 2, "a/x.mp4"),
         VideoRecord("/data/b/my video.mp4", 0, "b/my video.mp4"),
     ]
-    assert classes == ["0", "1", "2"]
+    assert classes == ["a", "b", "c"]
+
+
+def test_class_ind_numbering_is_one_based(tmp_path):
+    (tmp_path / "classInd.txt").write_text("1 ApplyEyeMakeup\n2 Archery\n3 BabyCrawling\n")
+    assert load_classes(tmp_path / "classInd.txt") == ["ApplyEyeMakeup", "Archery", "BabyCrawling"]
+    (tmp_path / "trainlist01.txt").write_text("Archery/v_Archery_g01_c01.avi 2\n")
+    named = parse_video_list(tmp_path / "trainlist01.txt")
+    assert [r.label for r in named] == ["Archery"]
 
 
 def test_comma_separated_list_with_class_names(tmp_path):
@@ -99,7 +119,7 @@ def test_unknown_label_names_file_and_line(tmp_path):
 
 
 def test_malformed_row_names_file_and_line(tmp_path):
-    (tmp_path / "l.txt").write_text("x.mp4 0\njustonefield\n")
+    (tmp_path / "l.txt").write_text("x.mp4 a\njustonefield\n")
     with pytest.raises(AnnotationError, match=r"l\.txt:2: expected 'path label'"):
         load_video_list(tmp_path / "l.txt")
 

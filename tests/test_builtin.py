@@ -128,18 +128,24 @@ def test_decoded_video_matches_the_rendered_frames(small):
 def test_matching_manifest_reuses_the_files(small):
     video = small.root / small.train_list.read_text().split()[0]
     before = video.stat().st_mtime_ns
-    generate_builtin_dataset(small.root, seed=3, **SMALL)
+    again = generate_builtin_dataset(small.root.parent, seed=3, **SMALL)
+    assert again.root == small.root
     assert video.stat().st_mtime_ns == before
 
 
-def test_changed_parameters_regenerate_and_remove_stale_files(tmp_path):
+def test_changed_parameters_use_another_folder_and_leave_the_first_untouched(tmp_path):
     first = generate_builtin_dataset(tmp_path, seed=0, workers=1, **SMALL)
-    stale = first.root / first.train_list.read_text().split()[-2]  # train_00015
+    files = _digest(first.root)
     second = generate_builtin_dataset(tmp_path, seed=0, workers=1, **{**SMALL, "num_train": 8})
+    assert second.root.parent == first.root.parent == tmp_path and second.root != first.root
     assert len(second.train_list.read_text().splitlines()) == 8
-    assert not stale.exists()
-    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert _digest(first.root) == files  # nothing regenerated in place
+    manifest = json.loads((second.root / "manifest.json").read_text())
     assert manifest["params"]["num_train"] == 8
+    video = first.root / first.train_list.read_text().split()[0]
+    before = video.stat().st_mtime_ns
+    generate_builtin_dataset(tmp_path, seed=0, workers=1, **SMALL)  # back to the first set
+    assert video.stat().st_mtime_ns == before
 
 
 def test_missing_file_triggers_regeneration(tmp_path):

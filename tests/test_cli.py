@@ -99,6 +99,8 @@ def test_eval_evaluates_a_checkpoint_on_a_list_with_a_broken_video(
             str(listing),
             "--root",
             str(data.root),
+            "--classes",  # the list's labels are indices of the built-in class file
+            str(data.classes_file),
             "--out",
             str(out),
             "data.num_clips=2",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import numpy as np
@@ -127,3 +128,38 @@ def test_gpu_prediction_matches_cpu(checkpoint, videos):
     cpu = build_predictor(checkpoint, device="cpu").predict(videos["hd"])
     gpu = build_predictor(checkpoint, device="cuda").predict(videos["hd"])
     np.testing.assert_allclose(gpu.probs, cpu.probs, atol=1e-4)
+
+
+def test_a_video_shorter_than_one_clip_says_its_frames_are_repeated(checkpoint, videos, capsys):
+    rc, out = _run_json(
+        capsys, [videos["three_frames"], videos["qcif"], "--checkpoint", checkpoint]
+    )
+    assert rc == 0
+    span = (4 - 1) * 2 + 1  # 4 frames at stride 2
+    assert (out[0]["short"], out[0]["num_frames"], out[0]["clip_frames"]) == (True, 3, span)
+    assert out[1]["short"] is False
+    assert main([str(videos["three_frames"]), "--checkpoint", str(checkpoint)]) == 0
+    assert "short video: 3 frames, a clip needs 7; its last frame is repeated" in (
+        capsys.readouterr().out
+    )
+
+
+def test_default_windows_tile_the_video_without_gaps(checkpoint, videos):
+    predictor = build_predictor(checkpoint, device="cpu")
+    pred = predictor.predict_windows(videos["long"])  # 150 frames at 25 fps, clips of 7
+    bounds = [(round(w.start_s * 25), round(w.end_s * 25)) for w in pred.windows]
+    assert bounds[0][0] == 0 and bounds[-1][1] == 150
+    for (_, end), (start, _) in itertools.pairwise(bounds):
+        assert start <= end  # each window starts at or before the previous one's end
+    assert [s for s, _ in bounds[:-1]] == list(range(0, 7 * len(bounds[:-1]), 7))
+
+
+def test_overall_equals_the_plain_prediction_when_windows_are_its_clips(checkpoint, tmp_path):
+    # 21 frames, clips of 7: the 3 uniform clips start at 0, 7, 14, and so do the tiles.
+    video = make_video(tmp_path / "v.mp4", 21, (64, 48), 25, frame_fn=_moving_bar)
+    predictor = build_predictor(checkpoint, device="cpu")
+    windows = predictor.predict_windows(video)
+    plain = predictor.predict(video)
+    assert [round(w.start_s * 25) for w in windows.windows] == [0, 7, 14]
+    assert windows.num_views == plain.num_views == 3
+    np.testing.assert_allclose(windows.probs, plain.probs, rtol=1e-5, atol=1e-6)

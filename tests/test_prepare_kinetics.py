@@ -118,3 +118,28 @@ def test_reencoding_into_the_source_root_is_refused(prepare, raw, tmp_path):
     root, csv = raw
     with pytest.raises(ValueError, match="never overwritten"):
         run(prepare, root, csv, tmp_path / "lists", "--reencode", str(root))
+
+
+def test_videos_that_do_not_decode_go_to_the_problems_file_not_the_list(
+    prepare, raw, broken_files, tmp_path
+):
+    root, csv = raw
+    rows = csv.read_text()
+    for i, kind in enumerate(("truncated", "audio_only", "text")):
+        name = f"bad{kind[:3]}_{i:06d}_{i + 10:06d}.mp4"
+        (root / "train" / "abseiling" / name).write_bytes(broken_files[kind].read_bytes())
+        rows += f"abseiling,bad{kind[:3]},{i},{i + 10},train\n"
+    csv.write_text(rows)
+    assert run(prepare, root, csv, tmp_path / "lists") == 0
+    listed = (tmp_path / "lists" / "train.txt").read_text()
+    assert "bad" not in listed and len(listed.splitlines()) == 3
+    problems = (tmp_path / "lists" / "problems_train.tsv").read_text().splitlines()
+    assert "3 videos that do not decode" in problems[0]
+    undecodable = [line.split("\t") for line in problems[1:] if line.startswith("undecodable")]
+    assert sorted(Path(where).name[:6] for _, where, _ in undecodable) == [
+        "badaud",
+        "badtex",
+        "badtru",
+    ]
+    reasons = {Path(where).name[:6]: reason for _, where, reason in undecodable}
+    assert reasons["badaud"] == "no video stream"

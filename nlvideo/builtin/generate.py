@@ -2,8 +2,9 @@
 
 The clips (``nlvideo.builtin.render``) are written as mp4 files with PyAV, with "path label"
 lists in the Kinetics format and a classes.json, so they go through the same loader as real
-data. Generation is deterministic per seed, parallel, and cached by a manifest of its
-parameters.
+data. Generation is deterministic per seed and parallel. Each parameter set has its own
+folder under the cache root (``parameter_folder``): a short run with other parameters
+never regenerates or overwrites the default set, and its ``manifest.json`` records them.
 
 Train without horizontal flips (``data.flip=false``): a mirrored move_left clip is a
 move_right clip, and a mirrored clockwise rotation an anticlockwise one.
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import logging
 import os
@@ -58,6 +60,19 @@ class BuiltinDataset:
     val_list: Path
     classes_file: Path
     classes: list[str]
+
+
+def parameter_folder(params: SyntheticParams) -> str:
+    """Folder name of one parameter set: readable, plus a digest of every parameter.
+
+    E.g. ``960+160_seed0_64px_16-24f_3f9a1c2e``.
+    """
+    digest = hashlib.sha256(json.dumps(asdict(params), sort_keys=True).encode()).hexdigest()
+    p = params
+    return (
+        f"{p.num_train}+{p.num_val}_seed{p.seed}_{p.size}px_{p.min_frames}-{p.max_frames}f_"
+        f"{digest[:8]}"
+    )
 
 
 def _clip_rng(seed: int, split: int, index: int) -> np.random.Generator:
@@ -190,14 +205,15 @@ def generate_builtin_dataset(
     gop: int = 12,
     workers: int | None = None,
 ) -> BuiltinDataset:
-    """Generate the built-in data set under ``root``, or reuse it if already there.
+    """Generate the built-in data set in ``root/<parameter_folder>``, or reuse it.
 
-    The data set is reused when ``root/manifest.json`` holds the same parameters and all
-    its files exist; otherwise its folders are removed and regenerated. The manifest is
-    written last, so an interrupted run is regenerated next time.
+    Each parameter set has its own folder, so nothing is regenerated in place when the
+    parameters change. A folder is reused when its ``manifest.json`` holds the same
+    parameters and all its files exist; otherwise (an interrupted run: the manifest is
+    written last) that folder alone is generated again.
 
     Args:
-        root: Output folder (created).
+        root: Cache root (created); the data set goes into a sub-folder of it.
         num_train: Number of training clips (balanced over the 8 classes).
         num_val: Number of validation clips.
         seed: Seed; the same seed gives the same decoded frames.
@@ -219,7 +235,7 @@ def generate_builtin_dataset(
     if num_train < 0 or num_val < 0:
         raise ValueError(f"num_train and num_val must be >= 0, got {num_train}, {num_val}")
     params = SyntheticParams(num_train, num_val, seed, size, min_frames, max_frames, fps, crf, gop)
-    root = Path(root)
+    root = Path(root) / parameter_folder(params)
     root.mkdir(parents=True, exist_ok=True)
     with _locked(root):
         if _is_cached(root, params):

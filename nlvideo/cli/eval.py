@@ -3,7 +3,12 @@
 Command line::
 
     nlvideo-eval --checkpoint runs/default/best.pt [--list val.txt --root /data]
-        [--out DIR] [data.num_clips=10 data.num_crops=3 ...]
+        [--classes classes.json] [--out DIR] [data.num_clips=10 data.num_crops=3 ...]
+    nlvideo-eval --checkpoint best.pt data.format=ucf101 data.root=/data/ucf101 data.split=2
+
+The list's classes are matched to the checkpoint's by name: a subset of its classes is fine,
+a class it does not know is an error. Index labels need a class file (--classes, else
+classes.json / classes.txt / classInd.txt beside the list).
 """
 
 from __future__ import annotations
@@ -28,6 +33,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="'path label' list or Kinetics CSV (default: the checkpoint config's validation list)",
     )
     parser.add_argument("--root", default=None, help="prefix for relative video paths")
+    parser.add_argument(
+        "--classes", default="", help="class file giving the list's index labels their names"
+    )
     parser.add_argument("--out", default="", help="output folder (default: beside the checkpoint)")
     parser.add_argument("overrides", nargs="*", help="config overrides, e.g. data.num_clips=10")
     return parser.parse_args(argv)
@@ -46,7 +54,11 @@ def _evaluate(args: argparse.Namespace) -> int:
     from nlvideo.pipeline import evaluate_checkpoint
 
     report, list_name = evaluate_checkpoint(
-        args.checkpoint, list_path=args.list, root=args.root, overrides=args.overrides
+        args.checkpoint,
+        list_path=args.list,
+        root=args.root,
+        class_file=args.classes,
+        overrides=args.overrides,
     )
     if int(os.environ.get("RANK", "0")) == 0:  # every rank holds the same report
         out = Path(args.out or Path(args.checkpoint).parent / f"eval_{Path(list_name).stem}")

@@ -3,7 +3,13 @@
 Command line::
 
     nlvideo-infer a.mp4 b.mp4 --checkpoint runs/default/best.pt [--topk 5] [--json]
-    nlvideo-infer long.mp4 --checkpoint best.pt --per-window --window-step 1.0
+    nlvideo-infer long.mp4 --checkpoint best.pt --per-window [--window-step 1.0]
+
+The answer per video is the mean of the softmax over all its views (clips x crops). With
+--per-window the windows tile the video by default (each starts where the previous ends, the
+last ends at the video's end) and "overall" is the mean of the windows' probabilities, i.e.
+again the mean over all views. A video shorter than one clip is classified from clips whose
+last frame repeats, and the result says so ("short": true in --json).
 
 An unreadable file is reported with its path and the reason; the others are still
 processed, and the exit status is 1 if any file failed (2 for a bad checkpoint/argument).
@@ -34,7 +40,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--topk", type=int, default=5, help="classes shown per video (default 5)")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.add_argument("--per-window", action="store_true", help="predictions over sliding windows")
-    p.add_argument("--window-step", type=float, default=1.0, help="seconds between windows")
+    p.add_argument(
+        "--window-step",
+        type=float,
+        default=None,
+        help="seconds between window starts (default: one clip, windows tile the video)",
+    )
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     p.add_argument("--clips", type=int, help="temporal clips per video (default: checkpoint's)")
     p.add_argument("--crops", type=int, choices=(1, 3), help="spatial crops per clip")
@@ -42,7 +53,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.topk < 1:
         p.error(f"--topk must be >= 1, got {args.topk}")
-    if args.window_step <= 0:
+    if args.window_step is not None and args.window_step <= 0:
         p.error(f"--window-step must be > 0, got {args.window_step}")
     return args
 
@@ -61,6 +72,8 @@ def _to_json(pred: VideoPrediction, predictor: Predictor, k: int) -> dict[str, A
         "fps": pred.fps,
         "duration_s": pred.num_frames / pred.fps if pred.fps else None,
         "num_views": pred.num_views,
+        "clip_frames": pred.clip_frames,
+        "short": pred.short,  # shorter than one clip: frames repeated
         "top": top(pred.probs),
     }
     if pred.windows:
@@ -74,12 +87,17 @@ def _to_json(pred: VideoPrediction, predictor: Predictor, k: int) -> dict[str, A
 def _to_text(pred: VideoPrediction, predictor: Predictor, k: int) -> str:
     seconds = pred.num_frames / pred.fps if pred.fps else 0.0
     lines = [f"{pred.path}  ({seconds:.2f} s, {pred.num_frames} frames, {pred.num_views} views)"]
+    if pred.short:
+        lines.append(
+            f"  short video: {pred.num_frames} frames, a clip needs {pred.clip_frames}; "
+            "its last frame is repeated"
+        )
     width = max(len(c) for c in predictor.classes)
     if pred.windows:
         for w in pred.windows:
             best = "  ".join(f"{c} {100 * p:5.1f}%" for c, p in predictor.topk(w.probs, k))
             lines.append(f"  {w.start_s:7.2f}-{w.end_s:7.2f} s  {best}")
-        lines.append("  overall:")
+        lines.append("  overall (mean of the windows):")
     for rank, (c, p) in enumerate(predictor.topk(pred.probs, k), 1):
         lines.append(f"  {rank:>2}. {c:<{width}}  {100 * p:6.2f}%")
     return "\n".join(lines)

@@ -11,10 +11,10 @@ from nlvideo.data.annotations import (
     load_classes,
     load_kinetics_csv,
     load_video_list,
-    read_records,
     save_classes,
     validate_records,
 )
+from nlvideo.data.classes import NamedRecord
 from nlvideo.data.dataset import ClipBatch, VideoClipDataset, VideoItem, collate_items
 from nlvideo.data.loader import build_loader
 from nlvideo.data.transforms import (
@@ -34,6 +34,7 @@ __all__ = [
     "AnnotationError",
     "ClipBatch",
     "DeviceBatch",
+    "NamedRecord",
     "Problem",
     "TestTransform",
     "TrainTransform",
@@ -54,7 +55,6 @@ __all__ = [
     "prefetch",
     "probe",
     "read_clips",
-    "read_records",
     "save_classes",
     "to_device",
     "validate_records",

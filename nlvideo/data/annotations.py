@@ -9,7 +9,6 @@ files and summarises everything in one line ("342 of 19,881 videos missing").
 from __future__ import annotations
 
 import csv
-import json
 import logging
 import os
 from collections import Counter
@@ -17,19 +16,33 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from nlvideo.data.classes import (
+    AnnotationError,
+    NamedRecord,
+    VideoRecord,
+    find_class_file,
+    index_label_error,
+    label_to_name,
+    load_class_numbering,
+    load_classes,
+    looks_like_index,
+    save_classes,
+    to_records,
+)
+
+__all__ = [  # re-exported from classes
+    "AnnotationError",
+    "NamedRecord",
+    "VideoRecord",
+    "load_classes",
+    "save_classes",
+    "to_records",
+]
+
 logger = logging.getLogger(__name__)
 
 VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v")
 KINETICS_COLUMNS = ("label", "youtube_id", "time_start", "time_end")
-
-
-@dataclass(frozen=True)
-class VideoRecord:
-    """One labelled video."""
-
-    path: str  # resolved path to the video file
-    label: int  # class index
-    video_id: str  # unique, human-readable (file stem or list path)
 
 
 @dataclass(frozen=True)
@@ -39,14 +52,6 @@ class Problem:
     kind: str  # "malformed" | "unknown_label" | "duplicate" | "missing" | "empty" | ...
     where: str  # "file:line" for rows, the video path for files
     message: str
-
-
-class AnnotationError(ValueError):
-    """A list or class file cannot be used; `problems` holds every bad row."""
-
-    def __init__(self, message: str, problems: Sequence[Problem] = ()):
-        super().__init__(message)
-        self.problems = list(problems)
 
 
 def _raise_or_collect(problems: list[Problem], sink: list[Problem] | None, path: Path) -> None:
@@ -60,94 +65,42 @@ def _raise_or_collect(problems: list[Problem], sink: list[Problem] | None, path:
     raise AnnotationError(f"{len(problems)} bad row(s) in {path}:\n{shown}{more}", problems)
 
 
-# ----------------------------------------------------------------------------- class index
-def load_classes(path: str | Path) -> list[str]:
-    """Class names in index order: a JSON list, a JSON {name: index} dict, or one name a line."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as e:
-        raise AnnotationError(f"cannot read class file {path}: {e}") from e
-    if path.suffix.lower() == ".json":
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise AnnotationError(f"{path}:{e.lineno}: invalid JSON ({e.msg})") from e
-        classes = _classes_from_json(data, path)
-    else:
-        classes = [line.strip() for line in text.splitlines() if line.strip()]
-    duplicates = [name for name, n in Counter(classes).items() if n > 1]
-    if duplicates:
-        raise AnnotationError(f"{path}: duplicate class names {duplicates[:5]}")
-    if not classes:
-        raise AnnotationError(f"{path}: no class names")
-    return classes
-
-
-def _classes_from_json(data: object, path: Path) -> list[str]:
-    if isinstance(data, list) and all(isinstance(x, str) for x in data):
-        return list(data)
-    if isinstance(data, dict):
-        # {name: index} (PySlowFast) or {"index": name}.
-        if all(isinstance(v, int) for v in data.values()):
-            pairs = {int(v): str(k) for k, v in data.items()}
-        elif all(isinstance(v, str) and str(k).isdigit() for k, v in data.items()):
-            pairs = {int(k): v for k, v in data.items()}
-        else:
-            raise AnnotationError(f"{path}: expected {{name: index}} or {{index: name}}")
-        if sorted(pairs) != list(range(len(data))):
-            raise AnnotationError(f"{path}: class indices must be 0..{len(data) - 1} exactly once")
-        return [pairs[i] for i in range(len(pairs))]
-    raise AnnotationError(f"{path}: expected a JSON list of names or a name/index dict")
-
-
-def save_classes(classes: Sequence[str], path: str | Path) -> None:
-    """Write the class names as a JSON list (index = position)."""
-    Path(path).write_text(json.dumps(list(classes), indent=1) + "\n", encoding="utf-8")
-
-
-def _label_lookup(
-    labels: Iterable[str], classes: Sequence[str] | None
-) -> tuple[list[str], dict[str, int]]:
-    """Class list (sorted label names when none is given) and a name -> index map."""
-    if classes is None:
-        names = sorted(set(labels))
-        if names and all(x.lstrip("-").isdigit() for x in names):
-            names = [str(i) for i in range(max(int(x) for x in names) + 1)]
-        classes = names
-    return list(classes), {name: i for i, name in enumerate(classes)}
-
-
-def _resolve_label(raw: str, lookup: dict[str, int], num_classes: int) -> int | None:
-    if raw in lookup:
-        return lookup[raw]
-    if raw.lstrip("-").isdigit() and 0 <= int(raw) < num_classes:
-        return int(raw)
-    return None
+def _numbering(
+    labels: Iterable[str], classes: Sequence[str] | None, beside: Path
+) -> tuple[dict[str, str] | None, Path | None]:
+    """Index -> name: of ``classes``, else of a class file beside the list (index labels)."""
+    if classes is not None:
+        return {str(i): name for i, name in enumerate(classes)}, None
+    if any(looks_like_index(x) for x in labels):
+        class_file = find_class_file(beside)
+        if class_file is not None:
+            return load_class_numbering(class_file), class_file
+    return None, None
 
 
 # ----------------------------------------------------------------------------- "path label"
-def load_video_list(
+def parse_video_list(
     path: str | Path,
     *,
     root: str | Path | None = None,
     classes: Sequence[str] | None = None,
+    class_file: str | Path | None = None,
     problems: list[Problem] | None = None,
-) -> tuple[list[VideoRecord], list[str]]:
-    """Read a PySlowFast-style list: one `path label` per line.
+) -> list[NamedRecord]:
+    """Read a PySlowFast-style list, one `path label` per line, into name-labelled records.
 
     Fields are split at the last comma when the line has one (so labels may contain spaces),
-    otherwise at the last whitespace (so paths may). The label is a class index or a class
-    name. Blank lines and lines starting with '#' are skipped.
+    otherwise at the last whitespace (so paths may). Blank lines and '#' lines are skipped.
+    A label is a class name, or a class index into ``classes`` / ``class_file`` / a class file
+    beside the list (``classes.json``, ``classes.txt``, ``classInd.txt``); an index label
+    without any of them is a bad row, never a class named "3".
 
     Args:
         path: The list file.
         root: Directory that relative video paths are joined to (default: the list's directory).
-        classes: Class names; without them, the sorted label names (or 0..max for int labels).
+        classes: Class names in index order (index labels refer to them).
+        class_file: Class file for index labels (its own numbering, e.g. 1-based classInd.txt).
         problems: Collect bad rows here instead of raising `AnnotationError`.
-
-    Returns:
-        (records, classes).
     """
     path = Path(path)
     root = Path(root) if root is not None else path.parent
@@ -170,16 +123,54 @@ def load_video_list(
             bad.append(Problem("malformed", f"{path}:{lineno}", message))
             continue
         rows.append((lineno, video, label))
-    classes, lookup = _label_lookup((label for _, _, label in rows), classes)
+    if class_file is not None and classes is None:
+        numbering: dict[str, str] | None = load_class_numbering(class_file)
+    else:
+        numbering, class_file = _numbering((x for *_, x in rows), classes, path.parent)
+    if numbering is None:
+        first = next(((n, x) for n, _, x in rows if looks_like_index(x)), None)
+        if first is not None:
+            message = index_label_error(first[1], None, None)
+            raise AnnotationError(f"{path}:{first[0]}: {message}")
     records = []
     for lineno, video, label in rows:
-        index = _resolve_label(label, lookup, len(classes))
-        if index is None:
-            bad.append(Problem("unknown_label", f"{path}:{lineno}", f"unknown label {label!r}"))
+        name = label_to_name(label, numbering)
+        if name is None:
+            message = index_label_error(label, numbering, class_file)
+            bad.append(Problem("unknown_label", f"{path}:{lineno}", message))
             continue
-        records.append(VideoRecord(str(root / video), index, video))
+        records.append(NamedRecord(str(root / video), name, video))
     _raise_or_collect(bad, problems, path)
-    return records, classes
+    return records
+
+
+def load_video_list(
+    path: str | Path,
+    *,
+    root: str | Path | None = None,
+    classes: Sequence[str] | None = None,
+    problems: list[Problem] | None = None,
+) -> tuple[list[VideoRecord], list[str]]:
+    """A "path label" list as index-labelled records (see `parse_video_list`).
+
+    Returns:
+        (records, classes): ``classes`` as given, else those of a class file beside the list,
+        else the sorted label names.
+    """
+    class_file = find_class_file(Path(path).parent) if classes is None else None
+    named = parse_video_list(
+        path, root=root, classes=classes, class_file=class_file, problems=problems
+    )
+    if class_file is not None:
+        classes = load_classes(class_file)
+    return _indexed(named, classes, path)
+
+
+def _indexed(
+    named: list[NamedRecord], classes: Sequence[str] | None, path: str | Path
+) -> tuple[list[VideoRecord], list[str]]:
+    table = list(classes) if classes is not None else sorted({r.label for r in named})
+    return to_records(named, table, source=str(path)), table
 
 
 # ----------------------------------------------------------------------------- Kinetics CSV
@@ -224,6 +215,23 @@ def load_kinetics_csv(
     classes: Sequence[str] | None = None,
     problems: list[Problem] | None = None,
 ) -> tuple[list[VideoRecord], list[str]]:
+    """A Kinetics CSV as index-labelled records (see `parse_kinetics_csv`).
+
+    Returns:
+        (records, classes): ``classes`` as given, else the sorted label names.
+    """
+    named = parse_kinetics_csv(path, root=root, split=split, classes=classes, problems=problems)
+    return _indexed(named, classes, path)
+
+
+def parse_kinetics_csv(
+    path: str | Path,
+    *,
+    root: str | Path,
+    split: str | None = None,
+    classes: Sequence[str] | None = None,
+    problems: list[Problem] | None = None,
+) -> list[NamedRecord]:
     """Read an official Kinetics CSV (`label,youtube_id,time_start,time_end[,split]`).
 
     Each row maps to `<youtube_id>_<start:06d>_<end:06d>.<ext>`, looked up under
@@ -235,7 +243,7 @@ def load_kinetics_csv(
         path: The CSV file.
         root: Dataset root.
         split: Split directory under `root`; default: the row's `split` column, or none.
-        classes: Class names; without them, the sorted label names of this CSV.
+        classes: Class names; a row with another label is a bad row.
         problems: Collect bad rows here instead of raising `AnnotationError`.
     """
     path, root = Path(path), Path(root)
@@ -272,10 +280,10 @@ def load_kinetics_csv(
         if row_split is None:
             row_split = row[col["split"]].strip() if "split" in col else ""
         rows.append((lineno, label, youtube_id, start, end, row_split))
-    classes, lookup = _label_lookup((r[1] for r in rows), classes)
+    known = set(classes) if classes is not None else None
     index, records = _DirIndex(), []
     for lineno, label, youtube_id, start, end, row_split in rows:
-        if label not in lookup:
+        if known is not None and label not in known:
             bad.append(Problem("unknown_label", f"{path}:{lineno}", f"unknown label {label!r}"))
             continue
         base = root / row_split if row_split else root
@@ -283,9 +291,9 @@ def load_kinetics_csv(
         stem = kinetics_filename(youtube_id, start, end, ext="")
         found = index.find([*nested, base], stem)
         video = found if found is not None else nested[0] / f"{stem}.mp4"
-        records.append(VideoRecord(str(video), lookup[label], stem))
+        records.append(NamedRecord(str(video), label, stem))
     _raise_or_collect(bad, problems, path)
-    return records, classes
+    return records
 
 
 # ----------------------------------------------------------------------------- validation
@@ -304,8 +312,8 @@ class ValidationReport:
         return not self.problems
 
     def bad_paths(self) -> set[str]:
-        """Paths of videos that cannot be read (missing or empty files)."""
-        return {p.where for p in self.problems if p.kind in ("missing", "empty")}
+        """Paths of videos that cannot be read (missing, empty or undecodable files)."""
+        return {p.where for p in self.problems if p.kind in ("missing", "empty", "undecodable")}
 
     def summary(self) -> str:
         """One line, e.g. '342 of 19,881 videos missing, 2 malformed rows'."""
@@ -315,6 +323,7 @@ class ValidationReport:
         phrases = {
             "missing": "videos missing",
             "empty": "empty (0-byte) files",
+            "undecodable": "videos that do not decode",
             "malformed": "malformed rows",
             "unknown_label": "unknown labels",
             "duplicate": "duplicates",
@@ -368,19 +377,3 @@ def validate_records(
         report.write(report_path)
     logger.info("annotation check: %s", report.summary())
     return report
-
-
-# ----------------------------------------------------------------------------- either format
-def read_records(
-    path: str | Path,
-    *,
-    root: str | Path | None = None,
-    classes: Sequence[str] | None = None,
-) -> tuple[list[VideoRecord], list[str]]:
-    """A Kinetics CSV (``.csv``) or a "path label" list; relative paths join ``root``.
-
-    Without ``root``, paths are relative to the list's own folder (both formats).
-    """
-    if str(path).endswith(".csv"):
-        return load_kinetics_csv(path, root=root if root else Path(path).parent, classes=classes)
-    return load_video_list(path, root=root or None, classes=classes)

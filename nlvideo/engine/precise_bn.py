@@ -24,6 +24,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
 from nlvideo.data.transforms import TrainTransform, prefetch
+from nlvideo.engine.distributed import DistInfo
 from nlvideo.engine.precision import autocast
 
 logger = logging.getLogger(__name__)
@@ -109,46 +110,46 @@ class PreciseBN:
     as they were, so training and resuming are unaffected.
 
     Args:
-        loader: Training clips (a loader of its own, built like the training loader).
+        loader: Training clips (a loader of its own, built like the training loader); None
+            when ``num_batches`` is 0.
         transform: Training augmentation (its own instance: its generator is re-seeded here).
-        device: Where the model runs.
-        num_batches: Batches to average over (``train.precise_bn_batches``).
+        num_batches: Batches to average over (``train.precise_bn_batches``); 0 = do nothing.
+        info: This process's place in the job (device, rank, distributed).
         amp: Autocast mode of the forward passes.
-        distributed: Average over the ranks of the process group.
         seed: ``train.seed``.
-        rank: This process's rank.
     """
 
     def __init__(
         self,
-        loader: DataLoader,
+        loader: DataLoader | None,
         transform: TrainTransform,
-        device: torch.device,
         num_batches: int,
-        *,
+        info: DistInfo,
         amp: str = "none",
-        distributed: bool = False,
         seed: int = 0,
-        rank: int = 0,
     ) -> None:
-        self.loader, self.transform, self.device = loader, transform, device
-        self.num_batches, self.amp, self.distributed = num_batches, amp, distributed
-        self.seed, self.rank = seed, rank
+        self.loader, self.transform, self.num_batches = loader, transform, num_batches
+        self.info, self.amp, self.seed = info, amp, seed
 
-    def __call__(self, model: nn.Module, epoch: int) -> None:
+    def __call__(self, model: nn.Module, epoch: int) -> nn.Module:
+        """Updates ``model``'s BN statistics (if ``num_batches``) and returns it."""
+        if not self.num_batches or self.loader is None:
+            return model
+        info = self.info
         self.loader.sampler.set_epoch(epoch)
-        state = np.random.SeedSequence([self.seed, epoch, self.rank, 1]).generate_state(1)[0]
+        state = np.random.SeedSequence([self.seed, epoch, info.rank, 1]).generate_state(1)[0]
         self.transform.generator.manual_seed(int(state))
-        cuda = [self.device] if self.device.type == "cuda" else []
-        batches = prefetch(self.loader, self.device, self.transform)
+        cuda = [info.device] if info.device.type == "cuda" else []
+        batches = prefetch(self.loader, info.device, self.transform)
         try:
             with torch.random.fork_rng(devices=cuda):
                 clips = (batch.clips for batch in batches)
                 used = update_bn_stats(
-                    model, clips, self.num_batches, amp=self.amp, distributed=self.distributed
+                    model, clips, self.num_batches, amp=self.amp, distributed=info.distributed
                 )
         finally:
             batches.close()  # stops the loader's workers now, not at garbage collection
         logger.info(
             "precise BN: statistics of %d layers over %d batches", len(bn_layers(model)), used
         )
+        return model

@@ -4,6 +4,16 @@ Uses the data package's reader, frame sampler and test transform, so a video is 
 exactly as in evaluation: ``num_clips`` uniformly spaced clips x ``num_crops`` crops, softmax
 averaged over the views. ``predict_windows`` slides one clip along the video instead (a
 timeline of predictions for long videos). Works on CPU or GPU, any resolution and length.
+
+The overall answer, defined once: ``probs`` is the mean of the softmax over all views the
+video got, every view weighted equally. For ``predict`` the views are ``num_clips`` uniformly
+spaced clips x ``num_crops`` crops; for ``predict_windows`` they are the windows x crops (so
+it is the mean of the windows' probabilities), and it equals ``predict``'s when the windows
+start where ``predict``'s clips do. By default windows tile the video: each starts where the
+previous one ends, the last ends at the video's end, no frame is left out.
+
+A video shorter than one clip (``clip_frames``) is still classified, from clips whose last
+frame repeats; ``VideoPrediction.short`` says so and the command line prints it.
 """
 
 from __future__ import annotations
@@ -51,10 +61,16 @@ class VideoPrediction:
     fps: float = 0.0
     windows: list[WindowPrediction] = field(default_factory=list)
     error: str | None = None
+    clip_frames: int = 0  # source frames one clip spans (num_frames at the stride)
 
     @property
     def ok(self) -> bool:
         return self.error is None
+
+    @property
+    def short(self) -> bool:
+        """The video is shorter than one clip: its clips repeat its last frame."""
+        return self.ok and 0 < self.num_frames < self.clip_frames
 
 
 class Predictor:
@@ -130,18 +146,32 @@ class Predictor:
         try:
             with open_video(path, backend=self.backend, short_side=self.short_side) as reader:
                 result.num_frames, result.fps = reader.num_frames, reader.fps
+                result.clip_frames = self._clip_frames(reader.fps)
         except Exception:  # decoded above, so only the length is unknown: keep the prediction
             logger.warning("%s: cannot read the frame count", path)
         probs = self._probs(item.clips)
         result.probs, result.num_views = probs.mean(axis=0), probs.shape[0]
         return result
 
-    def predict_windows(self, path: str | Path, *, window_step_s: float = 1.0) -> VideoPrediction:
-        """Slide one clip along the video every ``window_step_s`` seconds (a timeline).
+    def _clip_frames(self, fps: float) -> int:
+        """Source frames one clip spans at ``fps``."""
+        return int(frame_step(self.stride, fps, self.target_fps) * (self.num_frames - 1)) + 1
 
-        ``probs`` is the mean over all windows; every window averages its crops.
+    def predict_windows(
+        self, path: str | Path, *, window_step_s: float | None = None
+    ) -> VideoPrediction:
+        """One clip every ``window_step_s`` seconds along the video (a timeline).
+
+        Args:
+            path: The video.
+            window_step_s: Seconds between window starts; None (default) = one clip's
+                length, so the windows tile the video without gaps (a larger step leaves
+                gaps, a smaller one overlaps). The last window ends at the video's end.
+
+        ``probs`` (overall) is the mean of the windows' probabilities, each the mean of its
+        crops: the mean over all views, as in ``predict``.
         """
-        if window_step_s <= 0:
+        if window_step_s is not None and window_step_s <= 0:
             raise ValueError(f"window_step_s must be > 0, got {window_step_s}")
         result = VideoPrediction(str(path))
         try:
@@ -150,7 +180,9 @@ class Predictor:
                 result.num_frames, result.fps = n, fps
                 step = frame_step(self.stride, fps, self.target_fps)
                 span = step * (self.num_frames - 1) + 1  # frames covered by one clip
-                starts = _window_starts(n, span, window_step_s * fps)
+                result.clip_frames = self._clip_frames(fps)
+                hop = span if window_step_s is None else window_step_s * fps
+                starts = _window_starts(n, span, hop)
                 crops = self.transform.num_crops
                 for i in range(0, len(starts), _WINDOWS_PER_READ):
                     chunk = starts[i : i + _WINDOWS_PER_READ]

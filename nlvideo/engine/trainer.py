@@ -58,6 +58,9 @@ from nlvideo.models.pretrained import FORMAT
 logger = logging.getLogger(__name__)
 
 
+EvalModel = Callable[[nn.Module, int], nn.Module]  # (model, epochs done) -> what to evaluate
+
+
 @dataclass
 class TrainingParts:
     """What the pipeline builds for a training run (see ``nlvideo.pipeline.build_training``)."""
@@ -70,8 +73,7 @@ class TrainingParts:
     val_loader: DataLoader
     train_transform: TrainTransform
     test_transform: TestTransform
-    # Before each evaluation: (model, epochs done) -> what to evaluate (precise BN, test head).
-    eval_model: Callable[[nn.Module, int], nn.Module] = lambda model, epoch: model
+    eval_model: EvalModel = lambda model, epoch: model  # e.g. precise BN, then the test head
 
 
 class Trainer:
