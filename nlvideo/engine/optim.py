@@ -18,18 +18,31 @@ from nlvideo.models.freeze import model_parts
 
 
 def param_groups(
-    model: nn.Module, *, weight_decay: float, no_decay_bn_bias: bool
+    model: nn.Module, *, weight_decay: float, no_decay_bn_bias: bool, no_decay_bn: bool = False
 ) -> list[dict[str, Any]]:
     """Trainable parameters split into decayed and non-decayed groups.
 
-    With ``no_decay_bn_bias``, every 0-/1-D parameter (normalisation scales and shifts,
-    biases) goes to a group with weight decay 0, as PySlowFast's ``BN.WEIGHT_DECAY: 0.0``.
+    With ``no_decay_bn``, the parameters of normalisation layers (BN scales and shifts) go to a
+    group with weight decay 0, exactly as PySlowFast's ``BN.WEIGHT_DECAY: 0.0`` (every
+    ``_NormBase`` module) and video-nonlocal-net's ``WEIGHT_DECAY_BN: 0.0`` (every ``*_bn_*``
+    blob); conv and fc biases keep the decay in both. ``no_decay_bn_bias`` exempts every 0-/1-D
+    parameter (normalisation scales and shifts and all biases).
     """
     params = [p for p in model.parameters() if p.requires_grad]
-    if not no_decay_bn_bias:
+    norm_params = {
+        id(p)
+        for m in model.modules()
+        if isinstance(m, nn.modules.batchnorm._NormBase | nn.GroupNorm | nn.LayerNorm)
+        for p in m.parameters(recurse=False)
+    }
+    if no_decay_bn_bias:
+        exempt = {id(p) for p in params if p.ndim <= 1}
+    elif no_decay_bn:
+        exempt = norm_params
+    else:
         return [{"params": params, "weight_decay": weight_decay}]
-    decay = [p for p in params if p.ndim > 1]
-    no_decay = [p for p in params if p.ndim <= 1]
+    decay = [p for p in params if id(p) not in exempt]
+    no_decay = [p for p in params if id(p) in exempt]
     groups = [{"params": decay, "weight_decay": weight_decay}]
     if no_decay:
         groups.append({"params": no_decay, "weight_decay": 0.0})
@@ -66,7 +79,10 @@ def build_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer
     classifier) trains at ``lr * head_lr_mult``; frozen parameters are left out.
     """
     groups = param_groups(
-        model, weight_decay=cfg.weight_decay, no_decay_bn_bias=cfg.no_decay_bn_bias
+        model,
+        weight_decay=cfg.weight_decay,
+        no_decay_bn_bias=cfg.no_decay_bn_bias,
+        no_decay_bn=cfg.no_decay_bn,
     )
     if cfg.head_lr_mult != 1.0:
         head = list(model_parts(model)["head"].parameters())
