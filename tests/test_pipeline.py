@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -99,6 +101,19 @@ def test_an_unknown_non_local_mode_is_named_with_the_valid_ones(tmp_path):
     cfg = load_config(None, ["model.nl_mode=concat", f"synthetic.root={tmp_path}"])
     with pytest.raises(ValueError, match=r"model\.nl_mode.*'concatenate'"):
         pipeline.check_config(cfg)
+
+
+def test_a_missing_imagenet_file_stops_a_paper_recipe_before_any_data_is_read(tmp_path):
+    recipe = Path(__file__).resolve().parents[1] / "configs/kinetics400/i3d_nl5_r50_32x2.yaml"
+    lists = [tmp_path / "train.csv", tmp_path / "val.csv"]
+    for path in lists:
+        path.write_text("")
+    missing = tmp_path / "resnet50-0676ba61.pth"
+    overrides = [f"model.pretrained={missing}", f"data.root={tmp_path}"]
+    overrides += [f"data.train_list={lists[0]}", f"data.val_list={lists[1]}"]
+    cfg = load_config(recipe, overrides)
+    with pytest.raises(ValueError, match=r"resnet50-0676ba61\.pth: does not exist \(model\.pre"):
+        pipeline.run_training(cfg)
 
 
 def test_every_model_option_of_the_config_reaches_the_network():

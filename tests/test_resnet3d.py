@@ -19,6 +19,9 @@ C2D_R101_KT = ([1] * 3, [1] * 4, [1] * 23, [1] * 3)
 NO_NL = ([], [], [], [])
 NL5 = ([], [1, 3], [1, 3, 5], [])
 NL10 = ([], [0, 1, 2, 3], [0, 1, 2, 3, 4, 5], [])
+# video-nonlocal-net resnet_res_stage_nonlocal: a block follows res_k block idx when
+# idx % mod == mod - 1, mod = LAYER_MOD (2) on R50; on R101 mod = 2 in res3, 2 * 4 - 1 in res4.
+RELEASE_NL5_R101 = ([], [1, 3], [i for i in range(23) if i % 7 == 6], [])
 LAYOUT = {
     "c2d_r50": (1, C2D_R50_KT, 64, NO_NL),
     "i3d_r50": (5, I3D_R50_KT, 64, NO_NL),
@@ -35,7 +38,18 @@ LAYOUT = {
     "i3d_tiny": (5, ([3], [3], [3], [1]), 8, NO_NL),
     "i3d_nl_tiny": (5, ([3], [3], [3], [1]), 8, ([], [0], [0], [])),
     "i3d_tiny_deep4": (5, ([3], [3], [3, 1, 3], [1]), 8, NO_NL),
+    "c2d_r50_32x2": (1, C2D_R50_KT, 64, NO_NL),
+    "i3d_r50_32x2": (5, I3D_R50_KT, 64, NO_NL),
+    "c2d_nl5_r50_32x2": (1, C2D_R50_KT, 64, NL5),
+    "i3d_nl5_r50_32x2": (5, I3D_R50_KT, 64, NL5),
+    "c2d_nl10_r50_32x2": (1, C2D_R50_KT, 64, NL10),
+    "i3d_nl10_r50_32x2": (5, I3D_R50_KT, 64, NL10),
+    "c2d_r101_32x2": (1, C2D_R101_KT, 64, NO_NL),
+    "i3d_r101_32x2": (5, I3D_R101_KT, 64, NO_NL),
+    "c2d_nl5_r101_32x2": (1, C2D_R101_KT, 64, RELEASE_NL5_R101),
+    "i3d_nl5_r101_32x2": (5, I3D_R101_KT, 64, RELEASE_NL5_R101),
 }
+PAPER = [name for name in LAYOUT if name.endswith("_32x2")]
 TINY = ["c2d_tiny", "i3d_tiny", "i3d_nl_tiny", "i3d_tiny_deep4"]
 
 
@@ -292,3 +306,85 @@ def test_tiny_model_traces_as_one_graph_for_torch_compile() -> None:
     compiled = torch.compile(model, backend="eager", fullgraph=True)  # raises on a graph break
     compiled(clip).sum().backward()
     assert all(p.grad is not None for p in model.parameters())
+
+
+def _stage_sizes(model: nn.Module, clip_shape: tuple[int, ...]) -> list[tuple[int, ...]]:
+    """(T, H, W) after the stem, res2, the res2 pool, res3, res4 and res5."""
+    x = torch.empty(clip_shape, device="meta")
+    sizes = []
+    for block in model.blocks[:-1]:
+        x = block(x)
+        sizes.append(tuple(x.shape[2:]))
+    return sizes
+
+
+@pytest.mark.parametrize("name", PAPER)
+def test_paper_networks_have_the_release_stem_and_temporal_sizes(name: str) -> None:
+    """resnet_video_org.py: conv1 stride (2, 2, 2), pool1 2x3x3 stride 2 unpadded, pool2 2x1x1."""
+    model = _build_meta(name)
+    stem = model.blocks[0]
+    kt = LAYOUT[name][0]
+    assert (stem.conv.kernel_size, stem.conv.stride, stem.conv.padding) == (
+        (kt, 7, 7),
+        (2, 2, 2),
+        (kt // 2, 3, 3),
+    )
+    assert (stem.pool.kernel_size, stem.pool.stride, stem.pool.padding) == (
+        (2, 3, 3),
+        (2, 2, 2),
+        (0, 0, 0),
+    )
+    # 32 frames: 16 after conv1, 8 at res2, 4 at res3-res5; Caffe2's unpadded 3x3 pool gives 55.
+    assert _stage_sizes(model, (1, 3, 32, 224, 224)) == [
+        (8, 55, 55),
+        (8, 55, 55),
+        (4, 55, 55),
+        (4, 28, 28),
+        (4, 14, 14),
+        (4, 7, 7),
+    ]
+    # 128x1 clips (the paper's long clips, same network): 32 at res2, 16 at res3-res5.
+    assert [t for t, _, _ in _stage_sizes(model, (1, 3, 128, 224, 224))] == [32, 32, 16, 16, 16, 16]
+    assert model.temporal_stride == 8
+
+
+@pytest.mark.parametrize("name", ["c2d_r50", "i3d_nl5_r50"])
+def test_pyslowfast_8x8_networks_keep_time_in_the_stem(name: str) -> None:
+    model = _build_meta(name)
+    assert _stage_sizes(model, (1, 3, 8, 224, 224)) == [
+        (8, 56, 56),
+        (8, 56, 56),
+        (4, 56, 56),
+        (4, 28, 28),
+        (4, 14, 14),
+        (4, 7, 7),
+    ]
+    assert model.temporal_stride == 2
+
+
+@pytest.mark.parametrize(
+    ("paper", "pyslowfast"),
+    [("i3d_nl5_r50_32x2", "i3d_nl5_r50"), ("c2d_r101_32x2", "c2d_r101")],
+)
+def test_paper_networks_have_the_same_tensors_as_the_8x8_ones(paper: str, pyslowfast: str) -> None:
+    """Strides and pools hold no parameters: names and shapes are the 8x8 networks' ones."""
+    ours = {k: v.shape for k, v in _build_meta(paper).state_dict().items()}
+    assert ours == {k: v.shape for k, v in _build_meta(pyslowfast).state_dict().items()}
+
+
+def test_nl_convs_are_initialised_as_each_reference() -> None:
+    torch.manual_seed(0)
+    pyslowfast = build_model("i3d_nl5_r50").stages[1].non_local["1"]
+    release = build_model("i3d_nl5_r50_32x2").stages[1].non_local["1"]
+    for block, kind in ((pyslowfast, "msra"), (release, "normal")):
+        for conv in (block.theta, block.phi, block.g, block.out_conv):
+            w = conv.weight
+            # c2_msra_fill: N(0, 2 / fan_out), fan_out = out_channels (1x1x1 kernels)
+            std = (2.0 / w.shape[0]) ** 0.5 if kind == "msra" else 0.01
+            assert abs(w.std().item() / std - 1) < 0.05, (kind, conv)
+            assert not conv.bias.any()
+        assert not block.out_norm.weight.any() and not block.out_norm.bias.any()
+    tiny = build_model("i3d_nl_tiny").stages[1].non_local["0"]
+    assert tiny.theta.bias.any()  # PyTorch's default init (the built-in job's), biases non-zero
+    with pytest.raises(ValueError, match="nl_init"):
+        build_model("i3d_tiny", nl_init="xavier")

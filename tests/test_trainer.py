@@ -124,9 +124,9 @@ class _NaNAfter(nn.Module):
 
 
 def test_nan_loss_stops_the_run_naming_the_step(data_root, tmp_path, monkeypatch):
-    real_build = pipeline.build_model
+    real_build = pipeline.jobs.build_model
     monkeypatch.setattr(
-        pipeline, "build_model", lambda *a, **k: _NaNAfter(real_build(*a, **k), n=3)
+        pipeline.jobs, "build_model", lambda *a, **k: _NaNAfter(real_build(*a, **k), n=3)
     )
     with pytest.raises(FloatingPointError, match=r"step 3\b"):
         run_training(tiny_config(data_root, tmp_path))

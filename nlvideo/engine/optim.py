@@ -14,36 +14,79 @@ import torch
 from torch import nn
 
 from nlvideo.config import OptimConfig, TrainConfig
+from nlvideo.models.freeze import model_parts
 
 
 def param_groups(
-    model: nn.Module, *, weight_decay: float, no_decay_bn_bias: bool
+    model: nn.Module, *, weight_decay: float, no_decay_bn_bias: bool, no_decay_bn: bool = False
 ) -> list[dict[str, Any]]:
     """Trainable parameters split into decayed and non-decayed groups.
 
-    With ``no_decay_bn_bias``, every 0-/1-D parameter (normalisation scales and shifts,
-    biases) goes to a group with weight decay 0, as PySlowFast's ``BN.WEIGHT_DECAY: 0.0``.
+    With ``no_decay_bn``, the parameters of normalisation layers (BN scales and shifts) go to a
+    group with weight decay 0, exactly as PySlowFast's ``BN.WEIGHT_DECAY: 0.0`` (every
+    ``_NormBase`` module) and video-nonlocal-net's ``WEIGHT_DECAY_BN: 0.0`` (every ``*_bn_*``
+    blob); conv and fc biases keep the decay in both. ``no_decay_bn_bias`` exempts every 0-/1-D
+    parameter (normalisation scales and shifts and all biases).
     """
     params = [p for p in model.parameters() if p.requires_grad]
-    if not no_decay_bn_bias:
+    norm_params = {
+        id(p)
+        for m in model.modules()
+        if isinstance(m, nn.modules.batchnorm._NormBase | nn.GroupNorm | nn.LayerNorm)
+        for p in m.parameters(recurse=False)
+    }
+    if no_decay_bn_bias:
+        exempt = {id(p) for p in params if p.ndim <= 1}
+    elif no_decay_bn:
+        exempt = norm_params
+    else:
         return [{"params": params, "weight_decay": weight_decay}]
-    decay = [p for p in params if p.ndim > 1]
-    no_decay = [p for p in params if p.ndim <= 1]
+    decay = [p for p in params if id(p) not in exempt]
+    no_decay = [p for p in params if id(p) in exempt]
     groups = [{"params": decay, "weight_decay": weight_decay}]
     if no_decay:
         groups.append({"params": no_decay, "weight_decay": 0.0})
     return groups
 
 
+def scale_lr(
+    groups: list[dict[str, Any]], params: list[nn.Parameter], *, lr: float, mult: float
+) -> list[dict[str, Any]]:
+    """Split ``groups`` so that ``params`` get the learning rate ``lr * mult``, in groups after
+    the others (the schedule then scales every group's initial lr by the same factor).
+
+    With ``mult == 1`` the groups come back unchanged.
+    """
+    if mult == 1.0:
+        return groups
+    chosen = {id(p) for p in params}
+    rest, scaled = [], []
+    for group in groups:
+        inside = [p for p in group["params"] if id(p) in chosen]
+        outside = [p for p in group["params"] if id(p) not in chosen]
+        if outside:
+            rest.append({**group, "params": outside})
+        if inside:
+            scaled.append({**group, "params": inside, "lr": lr * mult})
+    return rest + scaled
+
+
 def build_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer:
     """SGD with momentum (the paper's recipes) or AdamW, from the ``optim`` config section.
 
     AdamW (decoupled weight decay, default betas) serves small nets trained from scratch, such
-    as the built-in job's; ``momentum`` and ``nesterov`` apply to SGD only.
+    as the built-in job's; ``momentum`` and ``nesterov`` apply to SGD only. The head (the
+    classifier) trains at ``lr * head_lr_mult``; frozen parameters are left out.
     """
     groups = param_groups(
-        model, weight_decay=cfg.weight_decay, no_decay_bn_bias=cfg.no_decay_bn_bias
+        model,
+        weight_decay=cfg.weight_decay,
+        no_decay_bn_bias=cfg.no_decay_bn_bias,
+        no_decay_bn=cfg.no_decay_bn,
     )
+    if cfg.head_lr_mult != 1.0:
+        head = list(model_parts(model)["head"].parameters())
+        groups = scale_lr(groups, head, lr=cfg.lr, mult=cfg.head_lr_mult)
     if cfg.name == "adamw":
         return torch.optim.AdamW(groups, lr=cfg.lr)
     if cfg.name != "sgd":

@@ -16,7 +16,7 @@ import logging
 import math
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,6 +58,9 @@ from nlvideo.models.pretrained import FORMAT
 logger = logging.getLogger(__name__)
 
 
+EvalModel = Callable[[nn.Module, int], nn.Module]  # (model, epochs done) -> what to evaluate
+
+
 @dataclass
 class TrainingParts:
     """What the pipeline builds for a training run (see ``nlvideo.pipeline.build_training``)."""
@@ -70,6 +73,7 @@ class TrainingParts:
     val_loader: DataLoader
     train_transform: TrainTransform
     test_transform: TestTransform
+    eval_model: EvalModel = lambda model, epoch: model  # e.g. precise BN, then the test head
 
 
 class Trainer:
@@ -95,7 +99,7 @@ class Trainer:
                 "train.amp=%s ignored on %s (autocast is used on CUDA only)", t.amp, self.device
             )
         self.classes, self.model_kwargs = parts.classes, parts.model_kwargs
-        self.val_records = parts.val_records
+        self.val_records, self.eval_model = parts.val_records, parts.eval_model
         options = {"sync_bn": t.sync_bn, "channels_last": t.channels_last, "compile": t.compile}
         self.model = wrap_model(parts.model, info, **options)
         seed_everything(t.seed + info.rank)  # per-rank streams for dropout and the like
@@ -361,7 +365,7 @@ class Trainer:
         model = unwrap_model(self.model)  # no DDP collectives, no recompilation for test shapes
         broadcast_buffers(model, self.info)  # rank 0's BN statistics, as in the checkpoint
         return evaluate(
-            model,
+            self.eval_model(model, self.epoch),
             prefetch(self.val_loader, self.device, self.test_transform),
             records=self.val_records,
             classes=self.classes,

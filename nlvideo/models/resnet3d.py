@@ -5,7 +5,11 @@ parameter shapes are exactly those of pytorchvideo's hub models (``blocks.0`` st
 res2, ``blocks.2`` temporal pool, ``blocks.3..5`` res3..res5, ``blocks.6`` head) and its model-zoo
 checkpoints load with no renaming. We call the builders rather than ``create_resnet`` because the
 latter only knows depths 50/101/152 (no tiny nets for tests) and a fixed-kernel head pool.
-What differs between C2D and I3D is data: the per-stage temporal kernel table in ``ARCHS``.
+What differs between networks is data in ``ARCHS``: the per-stage temporal kernels (C2D vs
+I3D), the stem's temporal stride and max-pool, and the temporal pool after res2. The PySlowFast
+8x8 layout keeps time in the stem; the paper's 32x2 layout (video-nonlocal-net
+``resnet_video_org.py``) strides the stem conv by 2 in time and max-pools 2x3x3 with stride 2, so
+32 frames are 8 at res2 and 4 at res3-res5, the feature maps of the 8x8 layout.
 Non-local blocks are kept in a per-stage ``non_local`` dict next to ``res_blocks`` (key = index
 of the residual block they follow), so adding them never renames a residual block.
 """
@@ -34,20 +38,52 @@ STAGE_BLOCK_INDEX = (1, 3, 4, 5)  # position of res2..res5 in VideoResNet.blocks
 
 @dataclass(frozen=True)
 class Arch:
-    """Temporal layout of a network family (PySlowFast ``_TEMPORAL_KERNEL_BASIS``, ``_POOL1``)."""
+    """Temporal layout of a network family (PySlowFast ``_TEMPORAL_KERNEL_BASIS``, ``_POOL1``).
+
+    The stem is conv (stem_kernel_t x 7 x 7, stride stem_stride_t x 2 x 2) -> BN -> ReLU ->
+    max-pool (stem_pool_t x 3 x 3, stride stem_pool_t x 2 x 2, spatial padding stem_pool_pad).
+    """
 
     stem_kernel_t: int  # temporal size of the 7x7 stem conv
     stage_kernels_t: tuple[tuple[int, ...], ...]  # res2..res5; each pattern repeats over the blocks
-    pool1_t: int  # temporal max-pool kernel/stride after res2 (1 = no pool)
+    pool1_t: int  # temporal max-pool kernel/stride after res2 (1 = no pool); the release's "pool2"
+    stem_stride_t: int = 1  # temporal stride of the stem conv
+    stem_pool_t: int = 1  # temporal kernel/stride of the stem max-pool; the release's "pool1"
+    stem_pool_pad: int = 1  # spatial padding of the stem max-pool (PySlowFast 1, release 0)
+
+    @property
+    def temporal_stride(self) -> int:
+        """Input frames per res3-res5 time step (2 in the 8x8 layout, 8 in the paper's)."""
+        return self.stem_stride_t * self.stem_pool_t * self.pool1_t
 
 
+_I3D_KERNELS = ((3,), (3, 1), (3, 1), (1, 3))
+_C2D_KERNELS = ((1,), (1,), (1,), (1,))
 ARCHS: dict[str, Arch] = {
-    "c2d": Arch(stem_kernel_t=1, stage_kernels_t=((1,), (1,), (1,), (1,)), pool1_t=2),
+    "c2d": Arch(stem_kernel_t=1, stage_kernels_t=_C2D_KERNELS, pool1_t=2),
     # I3D 3x1x1: every res2 block, every other res3/res4 block (from the first), every other
     # res5 block (from the second) inflates its first 1x1x1 conv to 3x1x1.
-    "i3d": Arch(stem_kernel_t=5, stage_kernels_t=((3,), (3, 1), (3, 1), (1, 3)), pool1_t=2),
+    "i3d": Arch(stem_kernel_t=5, stage_kernels_t=_I3D_KERNELS, pool1_t=2),
     # No temporal operator at all: the only thing that sees time is the global average pool.
-    "c2d_nopool": Arch(stem_kernel_t=1, stage_kernels_t=((1,), (1,), (1,), (1,)), pool1_t=1),
+    "c2d_nopool": Arch(stem_kernel_t=1, stage_kernels_t=_C2D_KERNELS, pool1_t=1),
+    # The paper's networks (video-nonlocal-net resnet_video_org.py, arc 1/3 and 2/4): conv1
+    # temporal stride 2, pool1 2x3x3 stride 2x2x2 without padding, pool2 2x1x1 after res2.
+    "c2d_32x2": Arch(
+        stem_kernel_t=1,
+        stage_kernels_t=_C2D_KERNELS,
+        pool1_t=2,
+        stem_stride_t=2,
+        stem_pool_t=2,
+        stem_pool_pad=0,
+    ),
+    "i3d_32x2": Arch(
+        stem_kernel_t=5,
+        stage_kernels_t=_I3D_KERNELS,
+        pool1_t=2,
+        stem_stride_t=2,
+        stem_pool_t=2,
+        stem_pool_pad=0,
+    ),
 }
 
 STAGE_DEPTHS: dict[str, tuple[int, int, int, int]] = {
@@ -67,15 +103,19 @@ def nl_preset(name: str, depths: Sequence[int]) -> tuple[tuple[int, ...], ...]:
     blocks 1, 3, 5 (PySlowFast ``I3D_NLN_8x8_R50``). ``nl10``: res3 blocks 0-3 and res4 blocks
     0-5, i.e. every res3/res4 block of R50; on R101 the paper adds them to "the corresponding
     residual blocks", so it stays 10 blocks on the first 6 res4 blocks (not all 23).
-    ``tiny``: after res3 block 0 and res4 block 0.
+    ``tiny``: after res3 block 0 and res4 block 0. ``release_nl5``: video-nonlocal-net's
+    placement (``NONLOCAL.LAYER_MOD`` 2): every second res3/res4 block on R50 (= ``nl5``); on
+    R101 res3 blocks 1, 3 and every seventh res4 block (6, 13, 20).
     """
     d4 = depths[2]
+    release_res4 = (6, 13, 20) if d4 == 23 else (1, 3, 5)
     presets: dict[str, tuple[tuple[int, ...], ...]] = {
         "none": ((), (), (), ()),
         "nl1": ((), (), (d4 - 2,), ()),
         "nl5": ((), (1, 3), (1, 3, 5), ()),
         "nl10": ((), (0, 1, 2, 3), (0, 1, 2, 3, 4, 5), ()),
         "tiny": ((), (0,), (0,), ()),
+        "release_nl5": ((), (1, 3), release_res4, ()),
     }
     if name not in presets:
         raise ValueError(f"unknown non-local preset {name!r}; expected one of {sorted(presets)}")
@@ -115,6 +155,7 @@ class VideoResNet(nn.Module):
         super().__init__()
         self.blocks = blocks
         self.arch = arch
+        self.temporal_stride = ARCHS[arch].temporal_stride  # frames per res3-res5 step
         self.depths = depths
         self.nl_locations = nl_locations
 
@@ -172,6 +213,7 @@ def create_video_resnet(
     nl_block: str = "non_local",
     nl_init_scale: float = 0.0,
     zero_init_final_bn: bool = True,
+    nl_init: str = "msra",
 ) -> VideoResNet:
     """Builds a bottleneck C2D/I3D ResNet with Non-local blocks.
 
@@ -196,6 +238,9 @@ def create_video_resnet(
             begins as the identity (PySlowFast ``ZERO_INIT_FINAL_BN``). Off for the tiny nets:
             with one block per stage, the stride-2 1x1 shortcuts then carry only 1/64 of the
             stem's positions to the head, and training from scratch stalls.
+        nl_init: NL conv weights: "msra" (PySlowFast: He normal, fan-out), "normal"
+            (video-nonlocal-net: N(0, 0.01)) or "pytorch" (PyTorch's default); biases 0 for the
+            first two. The NL output BN starts at 0 either way (each block is the identity).
     """
     if arch not in ARCHS:
         raise ValueError(f"unknown arch {arch!r}; expected one of {sorted(ARCHS)}")
@@ -207,6 +252,8 @@ def create_video_resnet(
         raise ValueError(f"nl_block must be one of {list(NL_BLOCKS)}, got {nl_block!r}")
     if not 0.0 <= dropout < 1.0:
         raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+    if nl_init not in NL_INITS:
+        raise ValueError(f"nl_init must be one of {NL_INITS}, got {nl_init!r}")
     spec = ARCHS[arch]
     depths = tuple(depths)
     nl_locations = _check_nl_locations(nl_locations, depths)
@@ -217,12 +264,12 @@ def create_video_resnet(
             in_channels=3,
             out_channels=stem_width,
             conv_kernel_size=(kt, 7, 7),
-            conv_stride=(1, 2, 2),
+            conv_stride=(spec.stem_stride_t, 2, 2),
             conv_padding=(kt // 2, 3, 3),
             pool=nn.MaxPool3d,
-            pool_kernel_size=(1, 3, 3),
-            pool_stride=(1, 2, 2),
-            pool_padding=(0, 1, 1),
+            pool_kernel_size=(spec.stem_pool_t, 3, 3),
+            pool_stride=(spec.stem_pool_t, 2, 2),
+            pool_padding=(0, spec.stem_pool_pad, spec.stem_pool_pad),
         )
     ]
     dim_in, dim_out = stem_width, stem_width * 4
@@ -289,6 +336,29 @@ def create_video_resnet(
                 scale_logits=nl_scale_logits,
                 pool_size=(1, 2, 2),
             )
+            _init_non_local(stage_module.non_local[str(i)], nl_init)
             if nl_init_scale:
                 nn.init.constant_(stage_module.non_local[str(i)].out_norm.weight, nl_init_scale)
     return model
+
+
+NL_INITS = ("msra", "normal", "pytorch")
+
+
+def _init_non_local(block: NLBlockND, kind: str) -> None:
+    """Initialise the convs of a new NL block as PySlowFast ("msra") or the release ("normal").
+
+    PySlowFast's ``init_weights`` gives every Conv3d ``c2_msra_fill`` (He normal, fan-out, bias
+    0); video-nonlocal-net's ``nonlocal_helper`` fills theta/phi/g/out with N(0, 0.01)
+    (``NONLOCAL.CONV_INIT_STD``) and biases with 0. The output BN keeps its zero scale and shift.
+    """
+    if kind == "pytorch":
+        return
+    for m in block.modules():
+        if isinstance(m, nn.Conv3d):
+            if kind == "msra":
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            else:
+                nn.init.normal_(m.weight, std=0.01)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)

@@ -8,19 +8,23 @@ from typing import Any
 from torch import nn
 
 from nlvideo.config import Config, config_from_dict, config_to_dict, load_config
+from nlvideo.data.annotations import VideoRecord
 from nlvideo.data.formats.splits import (
     write_splits,
 )
 from nlvideo.engine.checkpoint import build_model_from_checkpoint, load_checkpoint, seed_everything
 from nlvideo.engine.distributed import DistInfo, cleanup, init_distributed, resolve_device
 from nlvideo.engine.evaluate import evaluate
+from nlvideo.engine.precise_bn import PreciseBN
 from nlvideo.engine.precision import effective_amp
 from nlvideo.engine.predictor import Predictor
 from nlvideo.engine.resume import load_resume_checkpoint
-from nlvideo.engine.trainer import Trainer, TrainingParts
+from nlvideo.engine.trainer import EvalModel, Trainer, TrainingParts
 from nlvideo.metrics import EvalReport
 from nlvideo.models import build_model
+from nlvideo.models.freeze import freeze
 from nlvideo.models.pretrained import Pretrained, open_pretrained
+from nlvideo.models.test_head import with_test_head
 from nlvideo.pipeline.data import (
     build_test_batches,
     build_test_loader,
@@ -42,7 +46,8 @@ logger = logging.getLogger(__name__)
 def build_network(
     cfg: Config, num_classes: int, pretrained: Pretrained | None = None
 ) -> tuple[nn.Module, dict[str, Any]]:
-    """The configured network (seeded by ``train.seed``, then ``model.pretrained`` if set).
+    """The configured network: seeded by ``train.seed``, ``model.pretrained`` loaded if set,
+    then ``train.freeze`` applied (before any optimiser sees its parameters).
 
     The weights file is read once (``pretrained``: already opened); its Non-local semantics
     (PySlowFast's and Caffe2's: pool first, scaled logits) override the config's, so the model
@@ -76,7 +81,22 @@ def build_network(
     model = build_model(m.name, **kwargs)
     if pretrained is not None:
         pretrained.load_into(model, strict=m.pretrained_strict)
+    freeze(model, cfg.train.freeze)
     return model, kwargs
+
+
+def build_test_head(cfg: Config, model: nn.Module) -> nn.Module:
+    """``model`` scored with ``model.test_head`` (global pooling, or PySlowFast's windows)."""
+    m, d = cfg.model, cfg.data
+    return with_test_head(model, m.test_head, num_frames=d.num_frames, train_crop=d.crop_size)
+
+
+def build_eval_model(cfg: Config, records: Sequence[VideoRecord], info: DistInfo) -> EvalModel:
+    """Run before each evaluation: precise BN (``train.precise_bn_batches``), the test head."""
+    t, amp = cfg.train, effective_amp(cfg.train.amp, info.device)
+    loader = build_train_loader(cfg, records, info) if t.precise_bn_batches else None
+    precise = PreciseBN(loader, build_train_transform(cfg), t.precise_bn_batches, info, amp, t.seed)
+    return lambda model, epoch: build_test_head(cfg, precise(model, epoch))
 
 
 def build_training(cfg: Config, info: DistInfo) -> TrainingParts:
@@ -101,6 +121,7 @@ def build_training(cfg: Config, info: DistInfo) -> TrainingParts:
         val_loader=build_test_loader(cfg, data.val, info),
         train_transform=build_train_transform(cfg),
         test_transform=build_test_transform(cfg),
+        eval_model=build_eval_model(cfg, data.train, info),
     )
 
 
@@ -162,7 +183,7 @@ def evaluate_checkpoint(
             cfg, classes, info, list_path=list_path, root=root, class_file=class_file
         )
         report = evaluate(
-            model,
+            build_test_head(cfg, model),
             build_test_batches(cfg, records, info),
             records=records,
             classes=classes,
@@ -191,7 +212,7 @@ def build_predictor(
     cfg = checkpoint_config(ckpt, overrides)
     dev = resolve_device(device)
     return Predictor(
-        build_model_from_checkpoint(ckpt, device=dev, source=str(checkpoint)),
+        build_test_head(cfg, build_model_from_checkpoint(ckpt, device=dev, source=str(checkpoint))),
         ckpt["classes"],
         transform=build_test_transform(cfg),
         device=dev,
