@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from nlvideo.builtin.generate import SyntheticParams, render_dataset_clip
+from nlvideo.builtin.generate import SyntheticParams, parameter_folder, render_dataset_clip
 from nlvideo.config import config_from_dict
 from nlvideo.data.sampling import uniform_clip_indices
 from nlvideo.engine.checkpoint import load_checkpoint
@@ -54,7 +54,7 @@ def main() -> None:
         name, _, alpha = render_dataset_clip(params, "val", index)
         if name not in MOVING:
             continue
-        path = Path(s.root) / "val" / name / f"val_{index:05d}.mp4"
+        path = Path(s.root) / parameter_folder(params) / "val" / name / f"val_{index:05d}.mp4"
         view = t(predictor.read_clips(path))[:1]  # (1, 3, T, S, S)
         indices = uniform_clip_indices(
             len(alpha), num_frames=d.num_frames, stride=d.stride, num_clips=1
