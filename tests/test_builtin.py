@@ -9,6 +9,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from builtin_helpers import decode_rgb, tree_digest
 
 from nlvideo.builtin.generate import (
     SyntheticParams,
@@ -24,19 +25,6 @@ from nlvideo.data.annotations import load_classes, load_video_list
 SMALL = {"num_train": 16, "num_val": 8, "size": 32, "min_frames": 8, "max_frames": 12}
 
 
-def _decode(path: Path) -> np.ndarray:
-    with av.open(str(path)) as container:
-        return np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])
-
-
-def _digest(root: Path) -> dict[str, str]:
-    return {
-        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(root.rglob("*"))
-        if p.is_file() and p.name != ".lock"
-    }
-
-
 @pytest.fixture(scope="module")
 def small(tmp_path_factory):
     root = tmp_path_factory.mktemp("builtin") / "data"
@@ -48,7 +36,7 @@ def small(tmp_path_factory):
 
 def test_same_seed_gives_identical_files(small, tmp_path):
     again = generate_builtin_dataset(tmp_path / "again", seed=3, workers=1, **SMALL)
-    assert _digest(again.root) == _digest(small.root)
+    assert tree_digest(again.root) == tree_digest(small.root)
 
 
 def test_encoding_the_same_frames_again_gives_the_same_bytes(small, tmp_path):
@@ -84,7 +72,7 @@ def test_colour_conversion_is_bt601_limited_range_with_2x2_chroma():
 def test_different_seed_gives_different_frames(small, tmp_path):
     other = generate_builtin_dataset(tmp_path / "other", seed=4, workers=1, **SMALL)
     rel = small.train_list.read_text().split()[0]
-    assert not np.array_equal(_decode(small.root / rel), _decode(other.root / rel))
+    assert not np.array_equal(decode_rgb(small.root / rel), decode_rgb(other.root / rel))
 
 
 def test_lists_parse_with_the_data_loader(small):
@@ -109,7 +97,7 @@ def test_videos_are_h264_with_the_requested_size_and_length(small):
     for r in records:
         with av.open(r.path) as container:
             assert container.streams.video[0].codec_context.name == "h264"
-        frames = _decode(Path(r.path))
+        frames = decode_rgb(Path(r.path))
         assert frames.shape[1:] == (32, 32, 3)
         assert SMALL["min_frames"] <= len(frames) <= SMALL["max_frames"]
 
@@ -118,7 +106,7 @@ def test_decoded_video_matches_the_rendered_frames(small):
     params = SyntheticParams(**json.loads((small.root / "manifest.json").read_text())["params"])
     records, _ = load_video_list(small.val_list, root=small.root, classes=small.classes)
     _, frames, _ = render_dataset_clip(params, "val", 5)
-    decoded = _decode(Path(records[5].path)).astype(np.float64)
+    decoded = decode_rgb(Path(records[5].path)).astype(np.float64)
     mse = np.mean((decoded - frames) ** 2)
     assert 10 * np.log10(255**2 / mse) > 25  # PSNR in dB: H.264 + 4:2:0 chroma are lossy
 
@@ -136,11 +124,11 @@ def test_matching_manifest_reuses_the_files(small):
 
 def test_changed_parameters_use_another_folder_and_leave_the_first_untouched(tmp_path):
     first = generate_builtin_dataset(tmp_path, seed=0, workers=1, **SMALL)
-    files = _digest(first.root)
+    files = tree_digest(first.root)
     second = generate_builtin_dataset(tmp_path, seed=0, workers=1, **{**SMALL, "num_train": 8})
     assert second.root.parent == first.root.parent == tmp_path and second.root != first.root
     assert len(second.train_list.read_text().splitlines()) == 8
-    assert _digest(first.root) == files  # nothing regenerated in place
+    assert tree_digest(first.root) == files  # nothing regenerated in place
     manifest = json.loads((second.root / "manifest.json").read_text())
     assert manifest["params"]["num_train"] == 8
     video = first.root / first.train_list.read_text().split()[0]

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections import Counter
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
+from builtin_helpers import decode_rgb, tree_digest
 
 from nlvideo.builtin.generate import (
     SyntheticParams,
@@ -40,19 +39,6 @@ def _params(**kw) -> SyntheticParams:
 def _truths(n: int, **kw) -> list:
     params = _params(**kw)
     return [render_dataset_clip(params, "train", i)[2] for i in range(n)]
-
-
-def _decode(path: Path) -> np.ndarray:
-    with av.open(str(path)) as container:
-        return np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])
-
-
-def _digest(root: Path) -> dict[str, str]:
-    return {
-        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(root.rglob("*"))
-        if p.is_file() and p.name != ".lock"
-    }
 
 
 @pytest.fixture(scope="module")
@@ -192,7 +178,7 @@ def test_decoded_frames_show_s1_then_s2_at_their_places(tmp_path):
     for index in range(18):
         _, frames, t = render_dataset_clip(params, "val", index)
         write_mp4(tmp_path / f"{index}.mp4", frames)
-        decoded = _decode(tmp_path / f"{index}.mp4")
+        decoded = decode_rgb(tmp_path / f"{index}.mp4")
         assert decoded.shape == (4, 64, 64, 3)
         for shown, background, k in ((0, 2, 0), (1, 3, 0), (2, 0, 1), (3, 1, 1)):
             errors = _errors(decoded[shown], decoded[background], t, k)
@@ -207,7 +193,7 @@ def test_decoded_near_control_shows_s2_in_s1s_place(tmp_path):
     for index in range(12):
         _, frames, t = render_dataset_clip(params, "val", index)
         write_mp4(tmp_path / f"{index}.mp4", frames)
-        decoded = _decode(tmp_path / f"{index}.mp4").astype(np.float64)
+        decoded = decode_rgb(tmp_path / f"{index}.mp4").astype(np.float64)
         x, y = (int(v) for v in t.centres[0])
         for shown, k in ((0, 0), (1, 0), (2, 1), (3, 1)):
             patch = decoded[shown, y - 1 : y + 2, x - 1 : x + 2].reshape(-1, 3).mean(0)
@@ -216,11 +202,11 @@ def test_decoded_near_control_shows_s2_in_s1s_place(tmp_path):
 
 def test_same_seed_gives_identical_files_and_another_seed_other_files(tiny, tmp_path):
     again = generate_builtin_dataset(tmp_path / "again", seed=5, task="same_shape", **TINY)
-    assert _digest(again.root) == _digest(tiny.root)
+    assert tree_digest(again.root) == tree_digest(tiny.root)
     other = generate_builtin_dataset(tmp_path / "other", seed=6, task="same_shape", **TINY)
     assert (
-        _digest(other.root)["train/same/train_00001.mp4"]
-        != (_digest(tiny.root)["train/same/train_00001.mp4"])
+        tree_digest(other.root)["train/same/train_00001.mp4"]
+        != (tree_digest(tiny.root)["train/same/train_00001.mp4"])
     )
 
 
@@ -247,7 +233,7 @@ def test_the_recipes_clips_are_the_whole_video_in_order(tiny):
     cfg = load_config(RECIPE)
     records, _ = load_video_list(tiny.val_list, root=tiny.root, classes=tiny.classes)
     options = {"num_frames": cfg.data.num_frames, "stride": cfg.data.stride, "short_side": None}
-    decoded = _decode(Path(records[0].path))
+    decoded = decode_rgb(Path(records[0].path))
     for mode in ("train", "test"):
         dataset = VideoClipDataset(records, mode=mode, num_clips=cfg.data.num_clips, **options)
         clip = dataset[0].clips  # (V, 3, T, H, W)
