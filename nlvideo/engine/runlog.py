@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ class RunLog:
             if resume_step is not None:
                 drop_records_after(out_dir / "metrics.jsonl", resume_step)
                 purge = resume_step + 1
+                _after_existing_event_files(out_dir)
             self._tb = SummaryWriter(log_dir=str(out_dir), purge_step=purge)
 
     def write(self, kind: str, step: int, values: dict[str, Any]) -> None:
@@ -101,3 +103,16 @@ class RunningStats:
             "clips_per_s": self.clips / max(self.elapsed, 1e-9),
             "data_wait": self.wait / max(self.elapsed, 1e-9),
         }
+
+
+def _after_existing_event_files(out_dir: Path) -> None:
+    """Wait (< 1 s) until a new TensorBoard file would sort after the folder's existing ones.
+
+    Event files are named ``events.out.tfevents.<whole seconds>.<host>.<pid>...`` and read in
+    name order; a resume within the same second as the run it continues could sort first, and
+    the purge of the steps past the checkpoint would then apply to the wrong file.
+    """
+    names = [p.name.split(".") for p in out_dir.glob("events.out.tfevents.*")]
+    stamps = [int(n[3]) for n in names if len(n) > 3 and n[3].isdigit()]
+    while stamps and int(time.time()) <= max(stamps):
+        time.sleep(0.05)
