@@ -8,6 +8,7 @@ import av
 import decord
 import numpy as np
 import pytest
+import torch
 from conftest import clip_indices, frame_index, make_video, trim_edit_list
 
 from nlvideo.data.sampling import resized_shape, uniform_clip_indices, window_indices
@@ -231,3 +232,26 @@ def test_interleaved_reads_of_other_sizes_give_each_video_its_own_pixels(sample_
             assert np.array_equal(got, reference(sample_videos[name])), name
         else:
             assert got.shape[1:3] == resized_shape(*reference(sample_videos[name]).shape[1:3], 40)
+
+
+class _ReadFirstFrames(torch.utils.data.Dataset):
+    def __init__(self, path):
+        self.path = path
+
+    def __len__(self):
+        return 2
+
+    def __getitem__(self, i):
+        return torch.from_numpy(read(self.path, [0, 1, 2], "pyav").copy())
+
+
+def test_a_forked_worker_reads_after_its_parent_did(sample_videos):
+    """The parent's swscale context must be neither used nor freed in a forked DataLoader
+    worker (it hung there: FFmpeg's scaler threads do not exist in the child)."""
+    path = sample_videos["v60"]
+    expected = read(path, [0, 1, 2], "pyav")  # the parent now holds a context
+    loader = torch.utils.data.DataLoader(
+        _ReadFirstFrames(path), num_workers=1, timeout=60, multiprocessing_context="fork"
+    )
+    for batch in loader:
+        assert np.array_equal(batch[0].numpy(), expected)

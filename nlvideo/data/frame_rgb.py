@@ -3,18 +3,33 @@
 Building a swscale context costs ~3 ms (measured on 64x64 H.264: 3.0 ms for a fresh
 `VideoReformatter`'s first frame, 0.06 ms per frame once built), more than decoding a small
 clip; `frame.reformat` builds one per frame. One reformatter per thread is reused for every
-read, and rebuilds its context only when the source or output size or format changes.
+read, and rebuilds its context only when the source or output size or format changes; a forked
+process starts with none of its parent's.
 """
 
 from __future__ import annotations
 
 import functools
+import os
 import threading
 from collections.abc import Callable
 
 import numpy as np
 
 _local = threading.local()
+_inherited: list[threading.local] = []  # a forked child's copies of its parent's contexts
+
+
+def _forget_after_fork() -> None:
+    """A forked child (a DataLoader worker) must neither use nor free its parent's swscale
+    context: FFmpeg's scaler threads do not exist in the child, and both wait for them (a read
+    in a worker hung). The copy is kept, unused, and the child builds its own."""
+    global _local
+    _inherited.append(_local)
+    _local = threading.local()
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)
 
 
 @functools.cache
