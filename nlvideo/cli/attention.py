@@ -81,7 +81,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--topk", type=int, default=20, help="keys drawn per query (default 20)")
     p.add_argument("--out", default="attention", help="output folder (default ./attention)")
     p.add_argument("--device", default="cpu", help="cpu (default) | auto | cuda | cuda:N")
-    args = p.parse_args(argv)
+    args = p.parse_intermixed_args(argv)  # VIDEO and KEY=VALUE anywhere among the options
     args.overrides, videos = split_overrides(args.items)
     args.videos = videos + args.video
     if not args.videos:

@@ -54,7 +54,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--tolerance", type=float, default=1e-4, help="allowed difference / logit scale (1e-4)"
     )
-    args = p.parse_args(argv)
+    args = p.parse_intermixed_args(argv)  # KEY=VALUE anywhere among the options
     args.overrides, rest = split_overrides(args.overrides)
     if rest:
         p.error(f"expected KEY=VALUE overrides (section.key=value), got {rest}")
