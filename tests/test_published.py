@@ -158,6 +158,7 @@ def test_a_wrong_model_name_is_the_loaders_mismatch_error(files, tmp_path):
     rc, _, err = _run(attention_main, [*args, "--out", tmp_path])
     lines = err.strip().splitlines()
     assert rc == 2 and "Traceback" not in err, err
+    assert lines[0].startswith("nlvideo-attention: model.name=c2d_tiny: model.pretrained: ")
     assert "does not fit the model" in lines[0] and str(files["slowfast"]) in lines[0]
     assert all(line.startswith("  ") for line in lines[1:])  # the loader's particulars
     assert not (tmp_path / "bar.json").exists()

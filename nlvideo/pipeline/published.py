@@ -21,7 +21,7 @@ from nlvideo.config import Config, load_config
 from nlvideo.data.classes import load_classes
 from nlvideo.engine.distributed import resolve_device
 from nlvideo.engine.predictor import Predictor
-from nlvideo.models.pretrained import Pretrained, open_pretrained
+from nlvideo.models.pretrained import Pretrained, PretrainedMismatchError, open_pretrained
 from nlvideo.pipeline.data import build_test_transform, clip_options
 from nlvideo.pipeline.jobs import build_network, build_test_head
 
@@ -117,7 +117,11 @@ def build_published_predictor(
     new_head = pretrained.num_classes is None
     if new_head:
         pretrained = dataclasses.replace(pretrained, new_classifier=True)
-    model, _ = build_network(cfg, count, pretrained)
+    try:
+        model, _ = build_network(cfg, count, pretrained)
+    except PretrainedMismatchError as e:  # the loader's error, naming the network too
+        where = f"model.name={m.name}: model.pretrained: {m.pretrained} ({pretrained.format})"
+        raise PretrainedMismatchError(where, e.missing, e.unexpected, e.mismatched) from e
     dev = resolve_device(device)
     predictor = Predictor(
         build_test_head(cfg, model.to(dev).eval()),
