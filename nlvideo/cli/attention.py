@@ -4,8 +4,14 @@ Command line::
 
     nlvideo-attention a.mp4 b.mp4 --checkpoint runs/default/best.pt [--block NAME]
         [--query t,y,x ...] [--topk 20] [--out DIR]
+    nlvideo-attention --pretrained I3D_NLN_8x8_R50.pyth model.name=i3d_nl5_r50
+        [--config configs/kinetics400/i3d_nl5_r50_8x8.yaml] [--classes FILE] --video a.mp4
 
-Runs one test view (the centre clip and crop of the checkpoint's test transform) and writes,
+Published weights (``--pretrained``: pytorchvideo / PySlowFast ``.pyth``, Caffe2 ``.pkl``, ...)
+are loaded strictly into ``model.name``; their test-time settings are the config's (defaults,
+or --config, plus KEY=VALUE overrides), their class names --classes' (else class_<i>).
+
+Runs one test view (the centre clip and crop of the model's test transform) and writes,
 per video, ``NAME.png`` (the frames the block sees side by side, arrows from each query to
 its top-k keys), ``NAME.gif`` (the first query's attention over all frames as a heat map)
 and ``NAME.json`` (per query, its top-k keys as frame, y, x, weight). Positions are frame
@@ -25,6 +31,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from nlvideo.cli.common import new_parser, run_command, setup_logging
+from nlvideo.cli.model_source import (
+    add_model_arguments,
+    build_model_predictor,
+    check_model_arguments,
+    model_files,
+    split_overrides,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -46,8 +59,15 @@ def _query(text: str) -> tuple[int, float, float]:
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    p = new_parser(PROG, __doc__, checkpoint=True)
-    p.add_argument("videos", nargs="+", metavar="VIDEO", help="video files")
+    p = new_parser(PROG, __doc__)
+    add_model_arguments(p)
+    p.add_argument(
+        "items",
+        nargs="*",
+        metavar="VIDEO | KEY=VALUE",
+        help="video files and config overrides (section.key=value, e.g. model.name=i3d_nl5_r50)",
+    )
+    p.add_argument("--video", action="append", default=[], help="a video file (repeatable)")
     p.add_argument("--block", help="Non-local block's module name (default: the first res3 one)")
     p.add_argument(
         "--query",
@@ -61,7 +81,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--topk", type=int, default=20, help="keys drawn per query (default 20)")
     p.add_argument("--out", default="attention", help="output folder (default ./attention)")
     p.add_argument("--device", default="cpu", help="cpu (default) | auto | cuda | cuda:N")
-    args = p.parse_args(argv)
+    args = p.parse_intermixed_args(argv)  # VIDEO and KEY=VALUE anywhere among the options
+    args.overrides, videos = split_overrides(args.items)
+    args.videos = videos + args.video
+    if not args.videos:
+        p.error("no video given")
+    check_model_arguments(p, args, args.overrides)
     if args.topk < 1:
         p.error(f"--topk must be >= 1, got {args.topk}")
     if args.num_queries < 1:
@@ -74,18 +99,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     setup_logging(logging.WARNING)
     logging.getLogger("nlvideo.data").setLevel(logging.ERROR)  # failures are reported below
-    files = [("--checkpoint", args.checkpoint)]
-    return run_command(PROG, lambda: _attention(args), debug=args.debug, files=files)
+    return run_command(PROG, lambda: _attention(args), debug=args.debug, files=model_files(args))
 
 
 def _attention(args: argparse.Namespace) -> int:
     from nlvideo.data.video import VideoError
     from nlvideo.models.hooks import find_block
-    from nlvideo.pipeline import build_predictor
     from nlvideo.vis import Point, attention_maps, clip_frames, save_attention
 
-    one_view = ["data.num_clips=1", "data.num_crops=1"]
-    predictor = build_predictor(args.checkpoint, device=args.device, overrides=one_view)
+    one_view = [*args.overrides, "data.num_clips=1", "data.num_crops=1"]
+    predictor, _, source = build_model_predictor(args, device=args.device, overrides=one_view)
     block, _ = find_block(predictor.model, args.block)  # a wrong name fails before any video
     queries = [Point(t, y, x) for t, y, x in args.query]
     stems: set[str] = set()
@@ -108,7 +131,7 @@ def _attention(args: argparse.Namespace) -> int:
         )
         stem = _unique(Path(path).stem, stems)
         top = predictor.topk(_softmax(result.logits), 1)[0]
-        extra = {"video": str(path), "checkpoint": str(args.checkpoint), "top_class": top[0]}
+        extra = {"video": str(path), **source, "top_class": top[0]}
         frames = clip_frames(view, predictor.transform.mean, predictor.transform.std)
         zoom = max(1, math.ceil(MIN_PICTURE_SIDE / frames.shape[1]))
         written = save_attention(result, frames, args.out, stem, zoom=zoom, extra=extra)

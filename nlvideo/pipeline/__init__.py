@@ -5,7 +5,7 @@ network and the precision all come from here, so ``nlvideo-train``, ``nlvideo-ev
 ``nlvideo-infer`` see a video through the same test pipeline. Modules below this package take
 plain arguments; only this package and the ``build_*`` functions read config objects.
 ``data``: records, loaders and transforms; ``jobs``: the network, training, evaluation and
-prediction.
+prediction; ``published``: a predictor from published weights (any format the loader reads).
 """
 
 from __future__ import annotations
@@ -28,10 +28,13 @@ from nlvideo.pipeline.jobs import (
     evaluate_checkpoint,
     run_training,
 )
+from nlvideo.pipeline.published import PublishedModel, build_published_predictor
 
 __all__ = [
+    "PublishedModel",
     "build_network",
     "build_predictor",
+    "build_published_predictor",
     "build_test_batches",
     "build_test_loader",
     "build_test_transform",

@@ -31,7 +31,7 @@ from torch import nn
 
 from nlvideo.models.pretrained.slowfast_pyth import HEAD, NL_SOFTMAX, STAGE_BLOCK
 from nlvideo.models.pretrained.source import Source
-from nlvideo.models.pretrained.weights import Reader, Weights
+from nlvideo.models.pretrained.weights import Reader, Weights, rows_of
 
 logger = logging.getLogger(__name__)
 
@@ -215,4 +215,8 @@ def _model_options(source: Source) -> dict:
     return dict(NL_SOFTMAX)
 
 
-READER = Reader("caffe2", _matches, _convert, _model_options)
+def _num_classes(source: Source) -> int | None:
+    return rows_of(blobs_of(source), "pred_w")
+
+
+READER = Reader("caffe2", _matches, _convert, _model_options, _num_classes)

@@ -167,10 +167,15 @@ def apply_weights(
 
 @dataclass
 class Pretrained:
-    """A weights file read once, its format known: what the model needs, then the load."""
+    """A weights file read once, its format known: what the model needs, then the load.
+
+    ``new_classifier``: the file has no classifier and the model's keeps its initialisation
+    (asked for explicitly, e.g. by giving a class count for a headless file).
+    """
 
     source: Source
     reader: Reader
+    new_classifier: bool = False
 
     @property
     def format(self) -> str:
@@ -180,6 +185,11 @@ class Pretrained:
     def model_options(self) -> dict[str, Any]:
         """``build_model`` options the file's weights need (its Non-local semantics)."""
         return self.reader.model_options(self.source)
+
+    @property
+    def num_classes(self) -> int | None:
+        """Class count of the file's classifier; None when the file holds no classifier."""
+        return self.reader.num_classes(self.source)
 
     def check_model(self, model: nn.Module) -> None:
         """Raise, naming the options, when the model's Non-local blocks compute differently.
@@ -203,6 +213,9 @@ class Pretrained:
         """Check the model's Non-local semantics, load, log the report and return it."""
         self.check_model(model)
         weights = self.reader.convert(self.source, model)
+        head = _classifier(model)
+        if self.new_classifier and head:
+            weights.fresh |= {k for k in model.state_dict() if k.startswith(f"{head}.")}
         where = f"model.pretrained: {self.source.path} ({self.format})"
         report = apply_weights(model, weights, where=where, fmt=self.format, strict=strict)
         report.source = self.source.path

@@ -7,7 +7,7 @@ from typing import Any
 from torch import nn
 
 from nlvideo.models.pretrained.source import Source
-from nlvideo.models.pretrained.weights import Reader, Weights
+from nlvideo.models.pretrained.weights import HEAD, Reader, Weights, rows_of
 
 FORMAT = "nlvideo/1"  # the "format" entry of every nlvideo checkpoint
 # Options that change what the same Non-local weights compute: they follow the checkpoint.
@@ -30,4 +30,9 @@ def _model_options(source: Source) -> dict[str, Any]:
     return {k: kwargs[k] for k in NL_OPTIONS if k in kwargs}
 
 
-READER = Reader("nlvideo", _matches, _convert, _model_options)
+def _num_classes(source: Source) -> int | None:
+    weights = source.content.get("model")
+    return rows_of(weights if isinstance(weights, dict) else None, f"{HEAD}.weight")
+
+
+READER = Reader("nlvideo", _matches, _convert, _model_options, _num_classes)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from torch import nn
 
 from nlvideo.models.pretrained.source import Source
-from nlvideo.models.pretrained.weights import Reader, Weights, keys_of, tensor_dict
+from nlvideo.models.pretrained.weights import HEAD, Reader, Weights, keys_of, rows_of, tensor_dict
 
 
 def _matches(source: Source) -> bool:
@@ -22,4 +22,8 @@ def _convert(source: Source, model: nn.Module) -> Weights:
     return Weights(tensors=tensor_dict(source))
 
 
-READER = Reader("pytorchvideo", _matches, _convert)
+def _num_classes(source: Source) -> int | None:
+    return rows_of(tensor_dict(source), f"{HEAD}.weight")
+
+
+READER = Reader("pytorchvideo", _matches, _convert, num_classes=_num_classes)

@@ -17,11 +17,17 @@ from collections.abc import Callable
 from torch import Tensor, nn
 
 from nlvideo.models.pretrained.source import Source
-from nlvideo.models.pretrained.weights import Reader, Weights, keys_of, tensor_dict
+from nlvideo.models.pretrained.weights import (
+    HEAD,
+    Reader,
+    Weights,
+    keys_of,
+    rows_of,
+    tensor_dict,
+)
 
 NL_SOFTMAX = {"nl_pool_first": True, "nl_scale_logits": True}  # PySlowFast/Caffe2 NL semantics
 STAGE_BLOCK = {"2": 1, "3": 3, "4": 4, "5": 5}  # res2..res5 -> index in VideoResNet.blocks
-HEAD = "blocks.6.proj"
 
 _RES_PARTS = {
     "branch1": "branch1_conv",
@@ -95,4 +101,8 @@ def _convert(source: Source, model: nn.Module) -> Weights:
     return renamed(tensor_dict(source), slowfast_to_ours, source.path)
 
 
-READER = Reader("slowfast", _matches, _convert, lambda source: dict(NL_SOFTMAX))
+def _num_classes(source: Source) -> int | None:
+    return rows_of(tensor_dict(source), "head.projection.weight")
+
+
+READER = Reader("slowfast", _matches, _convert, lambda source: dict(NL_SOFTMAX), _num_classes)

@@ -11,6 +11,7 @@ from torch import Tensor, nn
 from nlvideo.models.pretrained.source import Source
 
 WRAPPERS = ("model_state", "state_dict", "model")  # containers a state dict may sit in
+HEAD = "blocks.6.proj"  # our classifier (every network's), as every reader names it
 
 
 @dataclass
@@ -32,12 +33,15 @@ class Reader:
 
     ``model_options`` are the ``build_model`` options the file's weights need to compute what
     they computed where they came from (e.g. PySlowFast's Non-local semantics).
+    ``num_classes`` is the class count of the file's classifier (its rows), None when the file
+    holds none (e.g. an ImageNet 2-D ResNet, whose fc is not ours).
     """
 
     name: str
     matches: Callable[[Source], bool]
     convert: Callable[[Source, nn.Module], Weights]
     model_options: Callable[[Source], dict[str, Any]] = lambda source: {}
+    num_classes: Callable[[Source], int | None] = lambda source: None
 
 
 def state_dict_of(source: Source) -> Mapping[str, Any] | None:
@@ -76,3 +80,9 @@ def keys_of(source: Source) -> list[str]:
     """String keys of a torch file's state dict ([] for anything else)."""
     state = state_dict_of(source)
     return [k for k in state if isinstance(k, str)] if state is not None else []
+
+
+def rows_of(tensors: Mapping[str, Any] | None, key: str) -> int | None:
+    """Rows of the matrix (or 1x1x1 conv) ``tensors[key]``: a classifier's class count."""
+    shape = getattr((tensors or {}).get(key), "shape", None)
+    return int(shape[0]) if shape is not None and len(shape) >= 2 else None
