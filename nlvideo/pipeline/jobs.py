@@ -68,8 +68,24 @@ def build_network(
     if pretrained is None and m.pretrained:
         pretrained = open_pretrained(m.pretrained, m.pretrained_format)
     if pretrained is not None:
-        # The file's Non-local semantics (PySlowFast/Caffe2: pool first, scaled logits).
-        changed = {k: v for k, v in pretrained.model_options.items() if kwargs.get(k) != v}
+        # The file's network: Non-local semantics (PySlowFast/Caffe2: pool first, scaled
+        # logits); Caffe2: unpadded stem pool, frozen-BN res3 NL groups. Stored with the
+        # checkpoint's model_kwargs, so eval / infer / a later model.pretrained rebuild it.
+        needed = {k: v for k, v in pretrained.model_options.items() if v is not None}
+        nullable = type(m)()  # keys whose default is null: left null they follow the file,
+        for key, value in needed.items():  # set they must agree with it
+            set_value = getattr(m, key, None)
+            if (
+                getattr(nullable, key, 0) is None
+                and set_value is not None
+                and not _same(set_value, value)
+            ):
+                raise ValueError(
+                    f"config key model.{key}={getattr(m, key)}: model.pretrained={m.pretrained} "
+                    f"({pretrained.format}) needs model.{key}={value} to compute what its network "
+                    f"did; leave model.{key} unset (null)"
+                )
+        changed = {k: v for k, v in needed.items() if not _same(kwargs.get(k), v)}
         if changed:
             logger.info(
                 "model.pretrained (%s) sets %s",
@@ -83,6 +99,13 @@ def build_network(
         pretrained.load_into(model, strict=m.pretrained_strict)
     freeze(model, cfg.train.freeze)
     return model, kwargs
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal option values (a config's list equals a reader's tuple)."""
+    if isinstance(a, list | tuple) and isinstance(b, list | tuple):
+        return list(a) == list(b)
+    return a == b
 
 
 def build_test_head(cfg: Config, model: nn.Module) -> nn.Module:
