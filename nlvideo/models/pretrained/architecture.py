@@ -86,8 +86,8 @@ def check_architecture(model: nn.Module, options: dict[str, Any], where: str) ->
 
     if impossible:
         raise PretrainedArchitectureError(
-            f"{where} need {needed(impossible)}, which a {type(model).__name__} cannot take "
-            "(the options of nlvideo's named networks)"
+            f"{where} need {needed(impossible)}, which this model ({type(model).__name__}) "
+            "cannot take"
         )
     if wrong:
         raise PretrainedArchitectureError(
