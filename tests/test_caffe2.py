@@ -24,10 +24,12 @@ from pretrained_helpers import logits64, max_diff, randomize
 from torch import nn
 
 from nlvideo import pipeline
-from nlvideo.config import load_config
+from nlvideo.config import config_to_dict, load_config
+from nlvideo.engine.checkpoint import build_model_from_checkpoint, load_checkpoint, save_checkpoint
 from nlvideo.models import MODELS, build_model
 from nlvideo.models.non_local import NLBlockND
 from nlvideo.models.pretrained import (
+    FORMAT,
     PretrainedArchitectureError,
     PretrainedMismatchError,
     load_pretrained,
@@ -457,3 +459,31 @@ def test_caffe2_r101_release_blob_names_fit_the_papers_r101() -> None:
     expected = {f"nonlocal_conv4_{i}_theta_w" for i in (6, 13, 20)}
     expected |= {f"nonlocal_conv3_{i}_theta_w" for i in (1, 3)}
     assert {n for n in names if n.endswith("_theta_w")} == expected
+
+
+def test_a_fine_tuned_release_is_rebuilt_as_the_release_network(tmp_path: Path) -> None:
+    # The options go into the checkpoint's model_kwargs (as the Trainer stores them): eval and
+    # infer rebuild the same net, and so does a later model.pretrained of that checkpoint.
+    blobs, _ = frozen_bn_release(build_model("i3d_nl_tiny", **SOFTMAX_NL))
+    path = _write(tmp_path, blobs)
+    cfg = load_config(None, ["model.name=i3d_nl_tiny", f"model.pretrained={path}"])
+    model, kwargs = pipeline.build_network(cfg, num_classes=400)
+    ckpt = {
+        "format": FORMAT,
+        "model": model.state_dict(),
+        "model_name": cfg.model.name,
+        "model_kwargs": kwargs,
+        "classes": [f"c{i}" for i in range(400)],
+        "config": config_to_dict(cfg),
+    }
+    save_checkpoint(tmp_path / "best.pt", ckpt)
+    rebuilt = build_model_from_checkpoint(load_checkpoint(tmp_path / "best.pt"))
+    assert rebuilt.blocks[0].pool.padding == (0, 0, 0)
+    assert [b.group_frames for b in rebuilt.stages[1].non_local.values()] == [4]
+    clip = (1, 3, 16, 32, 32)  # res3: 8 frames, two groups
+    assert max_diff(logits64(rebuilt, shape=clip), logits64(model, shape=clip)) == 0.0
+    again = load_config(
+        None, ["model.name=i3d_nl_tiny", f"model.pretrained={tmp_path / 'best.pt'}"]
+    )
+    _, kwargs_again = pipeline.build_network(again, num_classes=400)
+    assert kwargs_again["stem_pool_pad"] == 0 and kwargs_again["nl_group_frames"] == [0, 4, 0, 0]
