@@ -214,3 +214,20 @@ def test_avi_webm_and_mkv_decode_identically_through_both_backends(containers, k
     assert [[frame_index(f) for f in row] for row in frames["pyav"]] == np.minimum(
         SCRAMBLED, 39
     ).tolist()
+
+
+def test_interleaved_reads_of_other_sizes_give_each_video_its_own_pixels(sample_videos):
+    """The swscale context is reused across reads: a read after one of another size, shape or
+    output size gives the same pixels as PyAV's own conversion of that video."""
+
+    def reference(path):
+        with av.open(str(path)) as c:
+            return np.stack([f.to_ndarray(format="rgb24") for f in c.decode(video=0)][:3])
+
+    order = ["v60", "portrait", "v45", "v60", "v45", "portrait"]
+    for name, short_side in zip(order, [None, None, 40, None, None, 40], strict=True):
+        got = read(sample_videos[name], [0, 1, 2], "pyav", short_side)
+        if short_side is None:
+            assert np.array_equal(got, reference(sample_videos[name])), name
+        else:
+            assert got.shape[1:3] == resized_shape(*reference(sample_videos[name]).shape[1:3], 40)

@@ -87,6 +87,7 @@ _NON_NEGATIVE: tuple[str, ...] = (
     "synthetic.min_distance",
     "train.precise_bn_batches",
     "train.checkpoint_every",
+    "train.cpu_threads",
 )
 
 

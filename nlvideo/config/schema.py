@@ -142,6 +142,7 @@ class TrainConfig:
     eval_every: int = 5  # evaluate every N epochs (and always after the last)
     resume: str = ""  # checkpoint to resume; "" = output_dir/last.pt when it exists
     device: str = "auto"  # auto | cpu | cuda | cuda:N
+    cpu_threads: int = 0  # on CPU: intra-op threads; 0 = cores minus data.num_workers
     log_every: int = 10  # steps between metrics.jsonl / TensorBoard records (and log lines)
     checkpoint_every: int = 0  # > 0: also save last.pt every N steps within an epoch
     label_smoothing: float = 0.0

@@ -41,6 +41,7 @@ import numpy as np
 import torch
 
 from nlvideo.data.av_packets import PacketTable, decode_from_start, decode_window
+from nlvideo.data.frame_rgb import rgb_converter
 from nlvideo.data.sampling import resized_shape
 
 logger = logging.getLogger(__name__)
@@ -198,21 +199,9 @@ class PyAVReader(VideoReader):
         return self._count
 
     def _converter(self):
-        """Frame -> displayed RGB array at the output size, one swscale context per read
-        (frame.reformat would build one per frame, which cost more than decoding)."""
-        from av.video.reformatter import VideoReformatter
-
-        # Coded size before the display rotation.
+        """Frame -> displayed RGB array at the output size (coded size before the rotation)."""
         h, w = (self.width, self.height) if self.info.rotation % 2 else (self.height, self.width)
-        reformatter, interpolation = VideoReformatter(), _scaler()
-
-        def to_rgb(frame) -> np.ndarray:
-            image = reformatter.reformat(
-                frame, width=w, height=h, format="rgb24", interpolation=interpolation
-            )
-            return np.rot90(image.to_ndarray(), self.info.rotation)
-
-        return to_rgb
+        return rgb_converter(w, h, self.info.rotation)
 
     def _decode(self, indices: list[int]) -> np.ndarray:
         if self._container is None:
@@ -251,16 +240,6 @@ class PyAVReader(VideoReader):
 
 
 @functools.cache
-def _scaler() -> str:
-    """The swscale filter decord resizes with, so both backends give the same pixels:
-    bilinear in decord 0.x, bicubic in its maintained fork decord2 (3.x)."""
-    try:
-        import decord
-    except ImportError:
-        return "BILINEAR"
-    return "BILINEAR" if decord.__version__.startswith("0.") else "BICUBIC"
-
-
 def _to_numpy(batch: object) -> np.ndarray:
     """decord returns its NDArray, or a torch tensor once any library (e.g. pytorchvideo)
     called `decord.bridge.set_bridge("torch")`, which is process-wide."""

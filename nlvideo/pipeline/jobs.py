@@ -19,6 +19,7 @@ from nlvideo.engine.precise_bn import PreciseBN
 from nlvideo.engine.precision import effective_amp
 from nlvideo.engine.predictor import Predictor
 from nlvideo.engine.resume import load_resume_checkpoint
+from nlvideo.engine.threads import set_cpu_threads
 from nlvideo.engine.trainer import EvalModel, Trainer, TrainingParts
 from nlvideo.metrics import EvalReport
 from nlvideo.models import build_model
@@ -163,10 +164,17 @@ def run_training(cfg: Config) -> dict[str, Any]:
     t = cfg.train
     resume = load_resume_checkpoint(t.output_dir, t.resume, config_to_dict(cfg))  # before data
     info = init_distributed(t.device)
+    _cpu_threads(cfg, info)
     try:
         return Trainer(cfg, info, build_training(cfg, info), resume=resume).fit()
     finally:
         cleanup(info)
+
+
+def _cpu_threads(cfg: Config, info: DistInfo) -> None:
+    """On CPU, leave the data workers their cores (``train.cpu_threads``)."""
+    if info.device.type == "cpu":
+        set_cpu_threads(cfg.train.cpu_threads, cfg.data.num_workers, info.world_size)
 
 
 def checkpoint_config(ckpt: dict[str, Any], overrides: Sequence[str] = ()) -> Config:
@@ -198,6 +206,7 @@ def evaluate_checkpoint(
     cfg = checkpoint_config(ckpt, overrides)
     classes = list(ckpt["classes"])
     info = init_distributed(cfg.train.device)
+    _cpu_threads(cfg, info)
     try:
         model = build_model_from_checkpoint(ckpt, device=info.device, source=str(checkpoint))
         if not class_file and any(x.startswith("data.class_index=") for x in overrides):
