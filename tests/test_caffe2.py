@@ -487,3 +487,38 @@ def test_a_fine_tuned_release_is_rebuilt_as_the_release_network(tmp_path: Path) 
     )
     _, kwargs_again = pipeline.build_network(again, num_classes=400)
     assert kwargs_again["stem_pool_pad"] == 0 and kwargs_again["nl_group_frames"] == [0, 4, 0, 0]
+
+
+def test_pyslowfast_c2_zoo_files_load_into_pyslowfasts_network_on_request(tmp_path: Path) -> None:
+    # PySlowFast runs its Kinetics/c2 .pkl files with its padded stem pool; the same blobs as
+    # the release's, so "auto" reads them as the release (caffe2) and slowfast_c2 is asked for.
+    source = randomize(build_model("i3d_nl_tiny", **SOFTMAX_NL))
+    path = _write(tmp_path, caffe2_blobs(source), "I3D_NLN_8x8_R50.pkl")
+    assert open_pretrained(path).format == "caffe2"
+    weights = open_pretrained(path, "slowfast_c2")
+    assert weights.model_options["stem_pool_pad"] == 1
+    cfg = load_config(None, [f"model.pretrained={path}", "model.pretrained_format=slowfast_c2"])
+    target, kwargs = pipeline.build_network(cfg, num_classes=400)
+    assert kwargs["stem_pool_pad"] == 1 and target.blocks[0].pool.padding == (0, 1, 1)
+    assert max_diff(logits64(target), logits64(source)) == 0.0
+    with pytest.raises(PretrainedArchitectureError, match=r"need model\.stem_pool_pad=1; the"):
+        load_pretrained(build_model("i3d_nl_tiny", **C2_NET), path, "slowfast_c2")
+
+
+def test_a_config_that_contradicts_the_file_fails_before_any_data_work(
+    tmp_path: Path, monkeypatch, capsys
+) -> None:
+    from nlvideo.cli.common import USAGE_ERROR, run_command
+
+    path = _write(tmp_path, caffe2_blobs(build_model("i3d_nl_tiny", **C2_NET)))
+
+    def no_data(*args, **kwargs):
+        raise AssertionError("data work started before the weights file was checked")
+
+    monkeypatch.setattr(pipeline.jobs, "run_data", no_data)
+    cfg = load_config(None, [f"model.pretrained={path}", "model.stem_pool_pad=1"])
+    assert run_command("nlvideo-train", lambda: pipeline.build_training(cfg, info=None)) == (
+        USAGE_ERROR
+    )
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1 and "needs model.stem_pool_pad=0" in lines[0]

@@ -44,7 +44,7 @@ __all__ = [
 
 
 # The readers of nlvideo.models.pretrained (spelled here: config imports nothing of the models).
-PRETRAINED_FORMATS = ("nlvideo", "pytorchvideo", "slowfast", "caffe2", "imagenet2d")
+PRETRAINED_FORMATS = ("nlvideo", "pytorchvideo", "slowfast", "caffe2", "slowfast_c2", "imagenet2d")
 _CHOICES: dict[str, tuple[str, ...]] = {
     "optim.name": ("sgd", "adamw"),
     "optim.schedule": ("cosine", "step"),

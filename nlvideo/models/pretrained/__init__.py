@@ -3,8 +3,9 @@ format.
 
 Formats (``READERS``, detected from the file's content, read once): ``nlvideo`` (our
 checkpoints), ``pytorchvideo`` (model zoo), ``slowfast`` (PySlowFast ``.pyth``), ``caffe2``
-(the paper's ``.pkl`` release and PySlowFast's ``Kinetics/c2`` zoo) and ``imagenet2d`` (a
-torchvision 2-D ResNet, inflated to 3-D as in the paper).
+(``.pkl``: the paper's release, in its network), ``slowfast_c2`` (PySlowFast's ``Kinetics/c2``
+``.pkl`` zoo in PySlowFast's network; only on request, as its files read as ``caffe2``) and
+``imagenet2d`` (a torchvision 2-D ResNet, inflated to 3-D as in the paper).
 
 Example:
     >>> weights = open_pretrained("i3d_nonlocal_8x8_IN_pretrain_400k.pkl")

@@ -22,7 +22,8 @@ and checked by the loader): the Non-local semantics above; the release's stem ma
 padding (``resnet_video.py`` and ``resnet_video_org.py``: ``pool1`` pads 0; PySlowFast's layout
 pads 1); and for frozen-BN files with res3 Non-local blocks, attention within groups of 4 res3
 frames (``res_stage_nonlocal_group(..., group_size=4)`` when ``USE_AFFINE``; see
-``nlvideo.models.nl_groups``; facebookresearch/video-nonlocal-net@c253ed5).
+``nlvideo.models.nl_groups``; facebookresearch/video-nonlocal-net@c253ed5). PySlowFast's
+``Kinetics/c2`` files hold the same blobs; ``slowfast_c2`` reads them into PySlowFast's network.
 """
 
 from __future__ import annotations

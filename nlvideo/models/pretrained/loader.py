@@ -21,15 +21,17 @@ from nlvideo.models.pretrained.caffe2_pkl import READER as CAFFE2
 from nlvideo.models.pretrained.imagenet2d import READER as IMAGENET2D
 from nlvideo.models.pretrained.nlvideo_ckpt import READER as NLVIDEO
 from nlvideo.models.pretrained.pytorchvideo_zoo import READER as PYTORCHVIDEO
+from nlvideo.models.pretrained.slowfast_c2 import READER as SLOWFAST_C2
 from nlvideo.models.pretrained.slowfast_pyth import READER as SLOWFAST
 from nlvideo.models.pretrained.source import Source, read_source
 from nlvideo.models.pretrained.weights import Reader, Weights, keys_of
 
 logger = logging.getLogger(__name__)
 
-# Detection tries them in this order; adding a format = one reader module + one entry here.
+# Detection tries them in this order (slowfast_c2 only on request: its files read as caffe2);
+# adding a format = one reader module + one entry here.
 READERS: dict[str, Reader] = {
-    r.name: r for r in (NLVIDEO, CAFFE2, IMAGENET2D, SLOWFAST, PYTORCHVIDEO)
+    r.name: r for r in (NLVIDEO, CAFFE2, SLOWFAST_C2, IMAGENET2D, SLOWFAST, PYTORCHVIDEO)
 }
 _SHOW = 5  # names listed per kind in messages
 
