@@ -79,6 +79,8 @@ DIAGNOSTIC_ARMS: dict[str, tuple[str, list[str]]] = {
     "nl_long": ("NL, 2,400 steps (a late take-off?)", ["train.iterations=2400"]),
     "nl_data8k": ("NL, 8,000 training clips (memorising?)", ["synthetic.num_train=8000"]),
     "nl_init0.1": ("NL output BN starts at 0.1, not 0", ["model.nl_init_scale=0.1"]),
+    "nl_dropout0": ("NL, no dropout before the classifier", ["model.dropout=0"]),
+    "nl_lr1e-3": ("NL, peak lr 0.001 instead of 0.002", ["optim.lr=0.001"]),
 }
 MAIN_ARMS = tuple(ARMS)
 ARMS |= DIAGNOSTIC_ARMS

@@ -20,6 +20,9 @@ Usage (results are written after every run; ~1,500 + 7 x 300 steps: about 30 min
 cores, several hours on a shared busy one — see experiments/README.md)::
 
     python experiments/transfer.py [--out runs/transfer] [--seeds 0,1,2] [KEY=VALUE ...]
+
+Rows already in ``<out>/summary.json`` are kept and their runs skipped, so a second call can
+add longer scratch runs (``--scratch-epochs``: does scratch reach 90% in 4x fine-tuning's steps?).
 """
 
 from __future__ import annotations
@@ -145,6 +148,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seeds", default="0,1,2", help="comma-separated seeds of the B runs")
     parser.add_argument("--pretrain-epochs", type=int, default=25, help="epochs on A (60 steps)")
     parser.add_argument("--epochs", type=int, default=15, help="epochs of every B run (20 steps)")
+    parser.add_argument(
+        "--scratch-epochs", type=int, default=0, help="epochs of the scratch runs (0: --epochs)"
+    )
     parser.add_argument("--num-train", type=int, default=DATA["num_train"])
     parser.add_argument("--b-per-class", type=int, default=40, help="training videos per B class")
     parser.add_argument("overrides", nargs="*", help="config overrides shared by all runs")
@@ -170,13 +176,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     pretrained = with_new_head(pre_dir / "last.pt", out / "pretrained_a_new_head.pt", seed=0)
 
     seeds = [int(s) for s in args.seeds.split(",") if s]
-    arms = [(arm, seed) for seed in seeds for arm in ("scratch", "finetune")]
+    scratch_epochs = args.scratch_epochs or args.epochs
+    scratch = "scratch" if scratch_epochs == args.epochs else f"scratch_{20 * scratch_epochs}steps"
+    arms = [(arm, seed) for seed in seeds for arm in (scratch, "finetune")]
     arms.insert(2, ("finetune_freeze_res4", seeds[0]))  # after the first seed's pair
-    rows: list[dict] = []
+    summary = out / "summary.json"  # rows of earlier invocations are kept; their runs skipped
+    rows: list[dict] = json.loads(summary.read_text())["rows"] if summary.is_file() else []
     for arm, seed in arms:
+        if any((r["arm"], r["seed"]) == (arm, seed) for r in rows):
+            continue
         run_dir = out / f"{arm}_seed{seed}"
-        extra = [f"train.seed={seed}", f"train.epochs={args.epochs}"]
-        if arm != "scratch":
+        epochs = scratch_epochs if arm == scratch else args.epochs
+        extra = [f"train.seed={seed}", f"train.epochs={epochs}"]
+        if arm != scratch:
             extra.append(f"model.pretrained={pretrained}")
         if arm == "finetune_freeze_res4":
             extra.append("train.freeze=res4")
@@ -194,7 +206,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             }
         )
         print(format_table(rows[-1:]).splitlines()[-1], flush=True)
-        (out / "summary.json").write_text(
+        summary.write_text(
             json.dumps({"task_a_top1": a_curve[-1][1], "rows": rows}, indent=1) + "\n"
         )
     table = format_table(rows)

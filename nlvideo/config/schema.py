@@ -128,7 +128,7 @@ class OptimConfig:
 
 @dataclass
 class TrainConfig:
-    epochs: int = 15
+    epochs: int = 16
     iterations: int = 0  # > 0: length in optimiser steps instead of epochs (paper: 400k)
     max_steps: int = 0  # > 0: stop (and checkpoint) after this many steps; schedule unchanged
     batch_size: int = 8  # global, split over ranks
