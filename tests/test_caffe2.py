@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import codecs
 import io
+import logging
 import os
 import pickle
 import re
@@ -22,12 +23,39 @@ import torch
 from pretrained_helpers import logits64, max_diff, randomize
 from torch import nn
 
+from nlvideo import pipeline
+from nlvideo.config import config_to_dict, load_config
+from nlvideo.engine.checkpoint import build_model_from_checkpoint, load_checkpoint, save_checkpoint
 from nlvideo.models import MODELS, build_model
-from nlvideo.models.pretrained import PretrainedMismatchError, load_pretrained, open_pretrained
+from nlvideo.models.non_local import NLBlockND
+from nlvideo.models.pretrained import (
+    FORMAT,
+    PretrainedArchitectureError,
+    PretrainedMismatchError,
+    load_pretrained,
+    open_pretrained,
+)
 from nlvideo.models.pretrained.slowfast_pyth import slowfast_to_ours
 
 SOFTMAX_NL = {"nl_pool_first": True, "nl_scale_logits": True}
+C2_NET = {**SOFTMAX_NL, "stem_pool_pad": 0}  # the release's network (resnet_video.py pool1)
+C2_FROZEN_NET = {**C2_NET, "nl_group_frames": [0, 4, 0, 0]}  # ... frozen-BN, res3 NL groups
 SMALL_CLIP = (1, 3, 4, 32, 32)  # R50 in float64 on a shared CPU: res3 4x4, res5 1x1
+
+
+def release_stem(model: nn.Module) -> nn.Module:
+    """``model`` with the release's stem max-pool (``pool1``: 1x3x3, stride 1x2x2, pads 0),
+    set by hand on the torch layer: the reference for the 8x8 releases' layout."""
+    pool = model.blocks[0].pool
+    assert isinstance(pool, nn.MaxPool3d) and pool.kernel_size == (1, 3, 3)
+    pool.padding = (0, 0, 0)
+    return model
+
+
+def no_warnings(caplog) -> bool:
+    return not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
 _RES = {"1": "2", "3": "3", "4": "4", "5": "5"}  # VideoResNet.blocks index -> res stage
 _BN = {"weight": "s", "bias": "b", "running_mean": "rm", "running_var": "riv"}
 _NL = {"theta": "theta", "phi": "phi", "g": "g", "out_conv": "out"}
@@ -98,18 +126,26 @@ def solver_state(blobs: dict[str, np.ndarray]) -> dict[str, object]:
 
 
 @pytest.mark.parametrize(("name", "wrapped"), [("i3d_nl5_r50", True), ("c2d_nl5_r50", False)])
-def test_caffe2_release_gives_the_same_logits(name, wrapped, tmp_path: Path) -> None:
+def test_caffe2_release_gives_the_same_logits(name, wrapped, tmp_path: Path, caplog) -> None:
+    # An 8x8 release (resnet_video.py): the pipeline builds its unpadded stem pool.
     source = randomize(build_model(name, **SOFTMAX_NL))
     blobs = caffe2_blobs(source) | solver_state(caffe2_blobs(source))
     path = tmp_path / f"{name}_8x8_IN_pretrain_400k.pkl"
     write_py2_pickle(path, {"blobs": blobs} if wrapped else blobs)
-    target = build_model(name, **SOFTMAX_NL)
-    report = load_pretrained(target, path)
+    cfg = load_config(None, [f"model.name={name}", f"model.pretrained={path}"])
+    caplog.set_level(logging.INFO)
+    target, kwargs = pipeline.build_network(cfg, num_classes=400)
+    assert no_warnings(caplog)
+    assert kwargs["stem_pool_pad"] == 0 and target.blocks[0].pool.padding == (0, 0, 0)
+    report = load_pretrained(build_model(name, **kwargs), path)
     assert report.format == "caffe2" and not report.reinitialised
     momentum = {k for k in blobs if k.endswith("_momentum")}
     assert len(report.ignored) == len(momentum) + 2
     assert set(report.ignored) == momentum | {"lr", "model_iter"}
-    assert max_diff(logits64(target, shape=SMALL_CLIP), logits64(source, shape=SMALL_CLIP)) == 0.0
+    padded = logits64(source, shape=SMALL_CLIP)
+    reference = logits64(release_stem(source), shape=SMALL_CLIP)
+    assert max_diff(logits64(target, shape=SMALL_CLIP), reference) == 0.0
+    assert max_diff(padded, reference) > 1e-3  # the padding matters: the test can fail
 
 
 # PySlowFast's Caffe2 -> PyTorch renaming (c2_model_loading.py, single-pathway rules, in order).
@@ -203,13 +239,58 @@ def test_frozen_bn_release_loads_exactly(tmp_path: Path) -> None:
     blobs, reference = frozen_bn_release(build_model("i3d_nl5_r50", **SOFTMAX_NL))
     path = tmp_path / "i3d_nonlocal_32x4_I3D_pretrain_400k.pkl"
     write_py2_pickle(path, {"blobs": blobs | {"lr": 0.00125}})
-    target = build_model("i3d_nl5_r50", **SOFTMAX_NL).double()
+    target = build_model("i3d_nl5_r50", **C2_FROZEN_NET).double()
     report = load_pretrained(target, path)
     assert "frozen BN: mean 0, variance 1 - eps" in report.notes.values()
     nl_bn = target.stages[1].non_local["1"].out_norm
     assert torch.equal(nl_bn.weight, torch.ones_like(nl_bn.weight))
     clip = SMALL_CLIP
+    reference = release_stem(reference)
     assert max_diff(logits64(target, shape=clip), logits64(reference, shape=clip)) == 0.0
+
+
+class PerGroup(nn.Module):
+    """Naive reference of the release's ``add_nonlocal_group``: ``block`` run on each group of
+    ``size`` consecutive frames on its own, the outputs concatenated in time."""
+
+    def __init__(self, block: nn.Module, size: int) -> None:
+        super().__init__()
+        self.block, self.size = block, size
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        assert x.shape[2] % self.size == 0
+        parts = [self.block(x[:, :, t : t + self.size]) for t in range(0, x.shape[2], self.size)]
+        return torch.cat(parts, dim=2)
+
+
+def test_frozen_bn_release_groups_res3_non_local_by_4_frames(tmp_path: Path, caplog) -> None:
+    # 16 frames: res3 has 8 (two groups of 4); res4 attends over all its 8 frames.
+    blobs, reference = frozen_bn_release(build_model("i3d_nl5_r50", **SOFTMAX_NL))
+    path = tmp_path / "i3d_nonlocal_8x8_affine.pkl"
+    write_py2_pickle(path, {"blobs": blobs})
+    assert open_pretrained(path).model_options["nl_group_frames"] == [0, 4, 0, 0]
+    cfg = load_config(None, ["model.name=i3d_nl5_r50", f"model.pretrained={path}"])
+    caplog.set_level(logging.INFO)
+    built, kwargs = pipeline.build_network(cfg, num_classes=400)
+    assert no_warnings(caplog)
+    assert kwargs["nl_group_frames"] == [0, 4, 0, 0] and kwargs["stem_pool_pad"] == 0
+    assert [b.group_frames for b in built.stages[1].non_local.values()] == [4, 4]
+    target = build_model("i3d_nl5_r50", **kwargs).double()  # float64 blobs kept exactly
+    load_pretrained(target, path)
+    frames = []
+    target.stages[1].non_local["1"].register_forward_hook(lambda m, i, o: frames.append(i[0]))
+    clip = (1, 3, 16, 32, 32)
+    got = logits64(target, shape=clip)
+    assert frames[0].shape[2] == 8
+    reference = release_stem(reference)
+    all_frames = logits64(reference, shape=clip)
+    for stage in reference.stages[1:2]:
+        for key, block in list(stage.non_local.items()):
+            assert isinstance(block, NLBlockND) and block.group_frames == 0
+            stage.non_local[key] = PerGroup(block, 4)
+    want = logits64(reference, shape=clip)
+    assert max_diff(got, want) <= 1e-10
+    assert max_diff(all_frames, want) > 1e-6  # grouping matters at 8 res3 frames
 
 
 def _write(tmp_path: Path, blobs: dict, name: str = "model.pkl") -> Path:
@@ -223,7 +304,7 @@ def test_missing_and_extra_blobs_are_errors_naming_them(tmp_path: Path) -> None:
     blobs["res6_0_branch2a_w"] = np.zeros(1, np.float32)
     blobs["res2_0_branch2a_w"] = blobs["res2_0_branch2a_w"][:, :, :1]
     with pytest.raises(PretrainedMismatchError) as err:
-        load_pretrained(build_model("i3d_nl_tiny", **SOFTMAX_NL), _write(tmp_path, blobs))
+        load_pretrained(build_model("i3d_nl_tiny", **C2_NET), _write(tmp_path, blobs))
     message = str(err.value)
     assert "model.pkl (caffe2)" in message
     assert (
@@ -236,7 +317,7 @@ def test_missing_and_extra_blobs_are_errors_naming_them(tmp_path: Path) -> None:
 
 def test_caffe2_weights_set_the_nl_semantics(tmp_path: Path) -> None:
     path = _write(tmp_path, caffe2_blobs(build_model("i3d_nl_tiny", **SOFTMAX_NL)))
-    assert open_pretrained(path).model_options == SOFTMAX_NL
+    assert open_pretrained(path).model_options == {**C2_NET, "nl_group_frames": [0, 0, 0, 0]}
     with pytest.raises(ValueError, match=r"model\.nl_pool_first=True, model\.nl_scale_logits="):
         load_pretrained(build_model("i3d_nl_tiny"), path)
 
@@ -297,31 +378,61 @@ def test_a_torch_file_is_not_caffe2(tmp_path: Path) -> None:
 
 
 def test_a_test_net_pred_conv_loads_and_another_class_count_resets_it(tmp_path: Path) -> None:
-    source = randomize(build_model("i3d_nl_tiny", num_classes=400, **SOFTMAX_NL))
+    source = randomize(build_model("i3d_nl_tiny", num_classes=400, **C2_NET))
     blobs = caffe2_blobs(source)
     blobs["pred_w"] = blobs["pred_w"].reshape(400, 256, 1, 1, 1)  # the "test" split's 1x1x1 conv
     path = _write(tmp_path, blobs)
-    same = build_model("i3d_nl_tiny", num_classes=400, **SOFTMAX_NL)
+    same = build_model("i3d_nl_tiny", num_classes=400, **C2_NET)
     assert not load_pretrained(same, path).reinitialised
     assert max_diff(logits64(same), logits64(source)) == 0.0
-    other = build_model("i3d_nl_tiny", num_classes=8, **SOFTMAX_NL)
+    other = build_model("i3d_nl_tiny", num_classes=8, **C2_NET)
     assert load_pretrained(other, path).reinitialised == [
         "blocks.6.proj.bias",
         "blocks.6.proj.weight",
     ]
 
 
-def test_loading_into_a_padded_stem_pool_says_outputs_differ(tmp_path: Path, caplog) -> None:
-    # resnet_video.py's pool1 has pads 0; PySlowFast's stem (ours) pads by 1.
-    model = build_model("i3d_tiny")
-    path = _write(tmp_path, caffe2_blobs(model))
-    load_pretrained(build_model("i3d_tiny"), path)
-    assert "max-pooled the stem without padding; this model pads it by 1" in caplog.text
-    unpadded = build_model("i3d_tiny")
-    unpadded.blocks[0].pool.padding = (0, 0, 0)
-    caplog.clear()
-    load_pretrained(unpadded, path)
-    assert "stem" not in caplog.text
+def test_a_model_that_is_not_the_release_network_is_a_one_line_error(tmp_path: Path) -> None:
+    # resnet_video.py's pool1 has pads 0; PySlowFast's stem pads by 1: an error, not a warning.
+    path = _write(tmp_path, caffe2_blobs(build_model("i3d_nl_tiny", **C2_NET)))
+    with pytest.raises(PretrainedArchitectureError) as err:
+        load_pretrained(build_model("i3d_nl_tiny", **SOFTMAX_NL), path)
+    assert "\n" not in str(err.value)
+    assert str(err.value).endswith(
+        "caffe2 checkpoint whose layers need model.stem_pool_pad=0; the model differs, so its "
+        "outputs would too"
+    )
+    blobs, _ = frozen_bn_release(build_model("i3d_nl_tiny", **SOFTMAX_NL))
+    frozen = _write(tmp_path, blobs, "frozen.pkl")
+    with pytest.raises(PretrainedArchitectureError, match=r"need model\.nl_group_frames=\[0, 4"):
+        load_pretrained(build_model("i3d_nl_tiny", **C2_NET), frozen)
+    load_pretrained(build_model("i3d_nl_tiny", **C2_FROZEN_NET), frozen)
+
+
+def test_a_network_that_cannot_be_built_as_the_release_is_a_one_line_error(tmp_path: Path) -> None:
+    blobs, _ = frozen_bn_release(build_model("i3d_nl_tiny", **SOFTMAX_NL))
+    path = _write(tmp_path, blobs)
+    # a config that asks for another network than the file's
+    cfg = load_config(None, [f"model.pretrained={path}", "model.stem_pool_pad=1"])
+    with pytest.raises(ValueError) as err:
+        pipeline.build_network(cfg, num_classes=400)
+    message = str(err.value)
+    assert "\n" not in message
+    assert message.startswith(f"config key model.stem_pool_pad=1: model.pretrained={path} (caffe2)")
+    assert "needs model.stem_pool_pad=0" in message
+    cfg = load_config(None, [f"model.pretrained={path}", "model.nl_group_frames=[0,0,0,0]"])
+    with pytest.raises(ValueError, match=r"needs model\.nl_group_frames=\[0, 4, 0, 0\]"):
+        pipeline.build_network(cfg, num_classes=400)
+    # a network whose res3 holds blocks that cannot group frames
+    gc = build_model("i3d_nl_tiny", nl_block="global_context", **C2_NET)
+    with pytest.raises(PretrainedArchitectureError) as err:
+        load_pretrained(gc, path)
+    assert "\n" not in str(err.value)
+    assert "need model.nl_group_frames=[0, 4, 0, 0], which this model (VideoResNet) cannot" in str(
+        err.value
+    )
+    with pytest.raises(PretrainedArchitectureError, match=r"stem_pool_pad=0, which this model"):
+        load_pretrained(nn.Sequential(nn.Conv3d(3, 8, 1)), path)
 
 
 PAPER_NETS = [n for n in ("i3d_nl5_r50_32x2", "c2d_nl5_r50_32x2") if n in MODELS]
@@ -337,7 +448,7 @@ def test_caffe2_32x2_release_loads_into_the_papers_network(name, tmp_path: Path,
     assert not load_pretrained(target, path).reinitialised
     clip = (1, 3, 16, 32, 32)  # 32x2 clips are 32 frames; 16 keep the test cheap
     assert max_diff(logits64(target, shape=clip), logits64(source, shape=clip)) == 0.0
-    assert "stem without padding" not in caplog.text
+    assert no_warnings(caplog)
 
 
 @pytest.mark.skipif("i3d_nl5_r101_32x2" not in MODELS, reason="no paper R101 network here")
@@ -348,3 +459,66 @@ def test_caffe2_r101_release_blob_names_fit_the_papers_r101() -> None:
     expected = {f"nonlocal_conv4_{i}_theta_w" for i in (6, 13, 20)}
     expected |= {f"nonlocal_conv3_{i}_theta_w" for i in (1, 3)}
     assert {n for n in names if n.endswith("_theta_w")} == expected
+
+
+def test_a_fine_tuned_release_is_rebuilt_as_the_release_network(tmp_path: Path) -> None:
+    # The options go into the checkpoint's model_kwargs (as the Trainer stores them): eval and
+    # infer rebuild the same net, and so does a later model.pretrained of that checkpoint.
+    blobs, _ = frozen_bn_release(build_model("i3d_nl_tiny", **SOFTMAX_NL))
+    path = _write(tmp_path, blobs)
+    cfg = load_config(None, ["model.name=i3d_nl_tiny", f"model.pretrained={path}"])
+    model, kwargs = pipeline.build_network(cfg, num_classes=400)
+    ckpt = {
+        "format": FORMAT,
+        "model": model.state_dict(),
+        "model_name": cfg.model.name,
+        "model_kwargs": kwargs,
+        "classes": [f"c{i}" for i in range(400)],
+        "config": config_to_dict(cfg),
+    }
+    save_checkpoint(tmp_path / "best.pt", ckpt)
+    rebuilt = build_model_from_checkpoint(load_checkpoint(tmp_path / "best.pt"))
+    assert rebuilt.blocks[0].pool.padding == (0, 0, 0)
+    assert [b.group_frames for b in rebuilt.stages[1].non_local.values()] == [4]
+    clip = (1, 3, 16, 32, 32)  # res3: 8 frames, two groups
+    assert max_diff(logits64(rebuilt, shape=clip), logits64(model, shape=clip)) == 0.0
+    again = load_config(
+        None, ["model.name=i3d_nl_tiny", f"model.pretrained={tmp_path / 'best.pt'}"]
+    )
+    _, kwargs_again = pipeline.build_network(again, num_classes=400)
+    assert kwargs_again["stem_pool_pad"] == 0 and kwargs_again["nl_group_frames"] == [0, 4, 0, 0]
+
+
+def test_pyslowfast_c2_zoo_files_load_into_pyslowfasts_network_on_request(tmp_path: Path) -> None:
+    # PySlowFast runs its Kinetics/c2 .pkl files with its padded stem pool; the same blobs as
+    # the release's, so "auto" reads them as the release (caffe2) and slowfast_c2 is asked for.
+    source = randomize(build_model("i3d_nl_tiny", **SOFTMAX_NL))
+    path = _write(tmp_path, caffe2_blobs(source), "I3D_NLN_8x8_R50.pkl")
+    assert open_pretrained(path).format == "caffe2"
+    weights = open_pretrained(path, "slowfast_c2")
+    assert weights.model_options["stem_pool_pad"] == 1
+    cfg = load_config(None, [f"model.pretrained={path}", "model.pretrained_format=slowfast_c2"])
+    target, kwargs = pipeline.build_network(cfg, num_classes=400)
+    assert kwargs["stem_pool_pad"] == 1 and target.blocks[0].pool.padding == (0, 1, 1)
+    assert max_diff(logits64(target), logits64(source)) == 0.0
+    with pytest.raises(PretrainedArchitectureError, match=r"need model\.stem_pool_pad=1; the"):
+        load_pretrained(build_model("i3d_nl_tiny", **C2_NET), path, "slowfast_c2")
+
+
+def test_a_config_that_contradicts_the_file_fails_before_any_data_work(
+    tmp_path: Path, monkeypatch, capsys
+) -> None:
+    from nlvideo.cli.common import USAGE_ERROR, run_command
+
+    path = _write(tmp_path, caffe2_blobs(build_model("i3d_nl_tiny", **C2_NET)))
+
+    def no_data(*args, **kwargs):
+        raise AssertionError("data work started before the weights file was checked")
+
+    monkeypatch.setattr(pipeline.jobs, "run_data", no_data)
+    cfg = load_config(None, [f"model.pretrained={path}", "model.stem_pool_pad=1"])
+    assert run_command("nlvideo-train", lambda: pipeline.build_training(cfg, info=None)) == (
+        USAGE_ERROR
+    )
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1 and "needs model.stem_pool_pad=0" in lines[0]

@@ -97,6 +97,9 @@ def test_wrong_type_in_yaml_fails_naming_the_key(tmp_path):
         ("data.crop_size=999", "data.crop_size"),
         ("train.device=tpu", "train.device"),
         ("optim.step_epochs=[5,2]", "optim.step_epochs"),
+        ("model.stem_pool_pad=2", "model.stem_pool_pad"),
+        ("model.nl_group_frames=[0,4]", "model.nl_group_frames"),
+        ("model.nl_group_frames=[0,-4,0,0]", "model.nl_group_frames"),
     ],
 )
 def test_out_of_range_value_fails_naming_the_key(override, key):

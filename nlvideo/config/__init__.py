@@ -44,7 +44,7 @@ __all__ = [
 
 
 # The readers of nlvideo.models.pretrained (spelled here: config imports nothing of the models).
-PRETRAINED_FORMATS = ("nlvideo", "pytorchvideo", "slowfast", "caffe2", "imagenet2d")
+PRETRAINED_FORMATS = ("nlvideo", "pytorchvideo", "slowfast", "caffe2", "slowfast_c2", "imagenet2d")
 _CHOICES: dict[str, tuple[str, ...]] = {
     "optim.name": ("sgd", "adamw"),
     "optim.schedule": ("cosine", "step"),
@@ -160,6 +160,16 @@ def validate_config(cfg: Config) -> None:
         raise ValueError(
             f"config key model.nl_init: expected msra, normal, pytorch or null, "
             f"got {cfg.model.nl_init!r}"
+        )
+    if cfg.model.stem_pool_pad not in (None, 0, 1):
+        raise ValueError(
+            f"config key model.stem_pool_pad: expected 0, 1 or null, got {cfg.model.stem_pool_pad}"
+        )
+    groups = cfg.model.nl_group_frames
+    if groups is not None and (len(groups) != 4 or any(g < 0 for g in groups)):
+        raise ValueError(
+            "config key model.nl_group_frames: expected null or 4 ints >= 0 (res2..res5 frames "
+            f"per Non-local group, 0 = all frames), got {groups}"
         )
     lo_hi = cfg.data.train_scale
     if len(lo_hi) != 2 or not 0 < lo_hi[0] <= lo_hi[1]:

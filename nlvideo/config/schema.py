@@ -26,10 +26,15 @@ class ModelConfig:
     zero_init_final_bn: bool | None = None  # residual blocks start as identity; None = per model
     nl_init: str | None = None  # NL convs: msra (PySlowFast) | normal (release) | pytorch; None =
     # per model
+    stem_pool_pad: int | None = None  # stem max-pool spatial padding 0 | 1; None = per model
+    # (PySlowFast layout 1, the paper's 32x2 nets 0); a Caffe2 .pkl sets 0 (the release's nets)
+    nl_group_frames: list[int] | None = None  # per stage res2..res5: NL attention within groups
+    # of this many frames (0 = all); None = all off; frozen-BN Caffe2 releases set [0, 4, 0, 0]
     test_head: str = "global"  # global: pool, then classify | slowfast: PySlowFast/release test
     # head (training-size window average-pool, softmax at each position, mean)
     # Weights to start from (nlvideo / pytorchvideo / PySlowFast / Caffe2 checkpoint or 2-D
-    # ImageNet ResNet); the Non-local options then follow the file.
+    # ImageNet ResNet); the Non-local options (and stem_pool_pad, nl_group_frames) then follow
+    # the file.
     pretrained: str = ""
     pretrained_format: str = "auto"  # auto (from the file) | a format of models.pretrained
     pretrained_strict: bool = True  # any tensor that does not fit is an error (new head excepted)

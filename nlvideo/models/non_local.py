@@ -24,6 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from nlvideo.models.nl_groups import block_diagonal, from_groups, group_count, to_groups
+
 MODES = ("gaussian", "embedded", "dot", "concatenate")
 _CONV = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
 _POOL = {1: nn.MaxPool1d, 2: nn.MaxPool2d, 3: nn.MaxPool3d}
@@ -59,6 +61,9 @@ class NLBlockND(nn.Module):
             ``(1, 2, 2)`` / ``(2, 2)`` / ``(2,)`` when ``sub_sample`` is on.
         norm_eps: BatchNorm epsilon.
         norm_momentum: BatchNorm momentum.
+        group_frames: 3-D only: attend within groups of this many consecutive frames (time
+            reshaped into the batch, as the release's frozen-BN res3 blocks; see ``nl_groups``);
+            0 = over all frames.
         use_fast_path: Use the memory-lean kernels in ``forward`` (else the explicit reference).
 
     Attributes:
@@ -85,6 +90,7 @@ class NLBlockND(nn.Module):
         pool_size: tuple[int, ...] | None = None,
         norm_eps: float = 1e-5,
         norm_momentum: float = 0.1,
+        group_frames: int = 0,
         use_fast_path: bool = True,
     ) -> None:
         super().__init__()
@@ -107,6 +113,12 @@ class NLBlockND(nn.Module):
                     f"NLBlockND: pool_size expected {dimension} positive ints for a "
                     f"{dimension}-D block, got {pool_size!r}"
                 )
+        if group_frames and (dimension != 3 or type(group_frames) is not int or group_frames < 0):
+            raise ValueError(
+                f"NLBlockND: group_frames expected an int >= 0 for a 3-D block, got "
+                f"{group_frames!r} ({dimension}-D)"
+            )
+        self.group_frames = group_frames
         self.in_channels = in_channels
         self.inter_channels = inter_channels
         self.mode = mode
@@ -147,10 +159,20 @@ class NLBlockND(nn.Module):
         return (
             f"mode={self.mode!r}, dimension={self.dimension}, pool_first={self.pool_first}, "
             f"scale={self.scale:.4g}, use_fast_path={self.use_fast_path}"
+            + (f", group_frames={self.group_frames}" if self.group_frames else "")
+        )
+
+    def _groups(self, x: Tensor) -> int:
+        """Temporal groups of ``x`` (1: none); ``forward`` & co. run each group as a sample."""
+        return (
+            group_count(x.shape[2], self.group_frames) if self.group_frames and x.dim() == 5 else 1
         )
 
     def forward(self, x: Tensor) -> Tensor:
         """Returns ``x + W_z(y)`` with the same shape as ``x``."""
+        groups = self._groups(x)
+        if groups > 1:
+            return from_groups(self.forward(to_groups(x, groups)), groups)
         if not self.use_fast_path:
             return self.forward_reference(x)[0]
         self._check_input(x)
@@ -167,7 +189,12 @@ class NLBlockND(nn.Module):
         return self._output(x, y)
 
     def forward_reference(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """Explicit-affinity path; returns ``(z, attention)`` with attention ``(N, THW, M)``."""
+        """Explicit-affinity path; returns ``(z, attention)`` with attention ``(N, THW, M)``
+        (zero between temporal groups)."""
+        groups = self._groups(x)
+        if groups > 1:
+            z, attention = self.forward_reference(to_groups(x, groups))
+            return from_groups(z, groups), block_diagonal(attention, groups)
         self._check_input(x)
         theta, phi, g = self._embed(x)
         if self.mode == "concatenate":
@@ -194,8 +221,11 @@ class NLBlockND(nn.Module):
 
         Softmax weights for the softmax modes, ``f(x_i, x_j) / M`` for ``dot`` and
         ``concatenate``; ``concatenate`` adds ``a_i + b_j`` (``w^T [theta_i; phi_j]`` split in
-        two) instead of building the ``(N, L, M, 2C)`` pairs.
+        two) instead of building the ``(N, L, M, 2C)`` pairs. Zero between temporal groups.
         """
+        groups = self._groups(x)
+        if groups > 1:
+            return block_diagonal(self.attention(to_groups(x, groups)), groups)
         self._check_input(x)
         theta, phi, _ = self._embed(x)
         return self._affinity(theta, phi)

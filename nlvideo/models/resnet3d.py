@@ -28,6 +28,7 @@ from pytorchvideo.models.weight_init import init_net_weights
 from torch import nn
 
 from nlvideo.models.global_context import GlobalContextBlock
+from nlvideo.models.nl_groups import check_group_frames
 from nlvideo.models.non_local import NLBlockND
 
 logger = logging.getLogger(__name__)
@@ -214,6 +215,8 @@ def create_video_resnet(
     nl_init_scale: float = 0.0,
     zero_init_final_bn: bool = True,
     nl_init: str = "msra",
+    stem_pool_pad: int | None = None,
+    nl_group_frames: Sequence[int] | None = None,
 ) -> VideoResNet:
     """Builds a bottleneck C2D/I3D ResNet with Non-local blocks.
 
@@ -241,6 +244,10 @@ def create_video_resnet(
         nl_init: NL conv weights: "msra" (PySlowFast: He normal, fan-out), "normal"
             (video-nonlocal-net: N(0, 0.01)) or "pytorch" (PyTorch's default); biases 0 for the
             first two. The NL output BN starts at 0 either way (each block is the identity).
+        stem_pool_pad: spatial padding of the stem max-pool (0 or 1); None = the arch's (1 in
+            PySlowFast's layout, 0 in the paper's 32x2 one and in all of the release's nets).
+        nl_group_frames: per stage (res2..res5), frames per Non-local attention group (0 or
+            None = all frames); the release's frozen-BN nets use 4 at res3 (``nl_groups``).
     """
     if arch not in ARCHS:
         raise ValueError(f"unknown arch {arch!r}; expected one of {sorted(ARCHS)}")
@@ -254,7 +261,11 @@ def create_video_resnet(
         raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
     if nl_init not in NL_INITS:
         raise ValueError(f"nl_init must be one of {NL_INITS}, got {nl_init!r}")
+    if stem_pool_pad not in (None, 0, 1) or isinstance(stem_pool_pad, bool):
+        raise ValueError(f"stem_pool_pad must be 0, 1 or None, got {stem_pool_pad!r}")
+    group_frames = check_group_frames(nl_group_frames)
     spec = ARCHS[arch]
+    pool_pad = spec.stem_pool_pad if stem_pool_pad is None else stem_pool_pad
     depths = tuple(depths)
     nl_locations = _check_nl_locations(nl_locations, depths)
 
@@ -269,7 +280,7 @@ def create_video_resnet(
             pool=nn.MaxPool3d,
             pool_kernel_size=(spec.stem_pool_t, 3, 3),
             pool_stride=(spec.stem_pool_t, 2, 2),
-            pool_padding=(0, spec.stem_pool_pad, spec.stem_pool_pad),
+            pool_padding=(0, pool_pad, pool_pad),
         )
     ]
     dim_in, dim_out = stem_width, stem_width * 4
@@ -319,7 +330,7 @@ def create_video_resnet(
             for block in stage_module.res_blocks:
                 nn.init.ones_(block.branch2.norm_c.weight)
 
-    for stage_module, idxs in zip(model.stages, nl_locations, strict=True):
+    for stage, (stage_module, idxs) in enumerate(zip(model.stages, nl_locations, strict=True)):
         width = stage_module.res_blocks[0].branch2.conv_c.out_channels
         for i in idxs:
             if nl_block == "global_context":
@@ -335,6 +346,7 @@ def create_video_resnet(
                 pool_first=nl_pool_first,
                 scale_logits=nl_scale_logits,
                 pool_size=(1, 2, 2),
+                group_frames=group_frames[stage],
             )
             _init_non_local(stage_module.non_local[str(i)], nl_init)
             if nl_init_scale:

@@ -69,8 +69,10 @@ def build_network(
     if pretrained is None and m.pretrained:
         pretrained = open_pretrained(m.pretrained, m.pretrained_format)
     if pretrained is not None:
-        # The file's Non-local semantics (PySlowFast/Caffe2: pool first, scaled logits).
-        changed = {k: v for k, v in pretrained.model_options.items() if kwargs.get(k) != v}
+        # The file's network. Stored with the checkpoint's model_kwargs, so eval / infer / a
+        # later model.pretrained of the checkpoint rebuild it.
+        needed = file_model_options(cfg, pretrained)
+        changed = {k: v for k, v in needed.items() if not _same(kwargs.get(k), v)}
         if changed:
             logger.info(
                 "model.pretrained (%s) sets %s",
@@ -84,6 +86,36 @@ def build_network(
         pretrained.load_into(model, strict=m.pretrained_strict)
     freeze(model, cfg.train.freeze)
     return model, kwargs
+
+
+def file_model_options(cfg: Config, pretrained: Pretrained) -> dict[str, Any]:
+    """The ``build_model`` options a weights file needs (its Non-local semantics; Caffe2: the
+    unpadded stem pool and frozen-BN res3 Non-local groups) that the config must not contradict.
+
+    Raises:
+        ValueError: one line, when the config sets a key (default null) to another value.
+    """
+    m = cfg.model
+    needed = {k: v for k, v in pretrained.model_options.items() if v is not None}
+    nullable = type(m)()  # keys whose default is null: left null they follow the file,
+    for key, value in needed.items():  # set they must agree with it
+        set_value = getattr(m, key, None)
+        if getattr(nullable, key, 0) is None and set_value is not None:
+            if _same(set_value, value):
+                continue
+            raise ValueError(
+                f"config key model.{key}={set_value}: model.pretrained={m.pretrained} "
+                f"({pretrained.format}) needs model.{key}={value} to compute what its network "
+                f"did; leave model.{key} unset (null)"
+            )
+    return needed
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal option values (a config's list equals a reader's tuple)."""
+    if isinstance(a, list | tuple) and isinstance(b, list | tuple):
+        return list(a) == list(b)
+    return a == b
 
 
 def build_test_head(cfg: Config, model: nn.Module) -> nn.Module:
@@ -106,6 +138,8 @@ def build_training(cfg: Config, info: DistInfo) -> TrainingParts:
     # An unreadable, unsafe or unknown weights file fails before any data work.
     m = cfg.model
     pretrained = open_pretrained(m.pretrained, m.pretrained_format) if m.pretrained else None
+    if pretrained is not None:
+        file_model_options(cfg, pretrained)  # a config that contradicts the file, likewise
     data = run_data(cfg, info)
     if info.is_main and not cfg.data.builtin:  # the split, to evaluate or train on again
         folder = write_splits(data, Path(cfg.train.output_dir) / "data")

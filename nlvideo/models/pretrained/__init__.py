@@ -3,16 +3,19 @@ format.
 
 Formats (``READERS``, detected from the file's content, read once): ``nlvideo`` (our
 checkpoints), ``pytorchvideo`` (model zoo), ``slowfast`` (PySlowFast ``.pyth``), ``caffe2``
-(the paper's ``.pkl`` release and PySlowFast's ``Kinetics/c2`` zoo) and ``imagenet2d`` (a
-torchvision 2-D ResNet, inflated to 3-D as in the paper).
+(``.pkl``: the paper's release, in its network), ``slowfast_c2`` (PySlowFast's ``Kinetics/c2``
+``.pkl`` zoo in PySlowFast's network; only on request, as its files read as ``caffe2``) and
+``imagenet2d`` (a torchvision 2-D ResNet, inflated to 3-D as in the paper).
 
 Example:
-    >>> report = load_pretrained(build_model("i3d_nl5_r50", nl_pool_first=True,
-    ...                                      nl_scale_logits=True), "I3D_NLN_8x8_R50.pkl")
+    >>> weights = open_pretrained("i3d_nonlocal_8x8_IN_pretrain_400k.pkl")
+    >>> model = build_model("i3d_nl5_r50", **weights.model_options)  # the file's network
+    >>> report = weights.load_into(model)
 """
 
 from __future__ import annotations
 
+from nlvideo.models.pretrained.architecture import PretrainedArchitectureError
 from nlvideo.models.pretrained.loader import (
     READERS,
     LoadReport,
@@ -30,6 +33,7 @@ __all__ = [
     "READERS",
     "LoadReport",
     "Pretrained",
+    "PretrainedArchitectureError",
     "PretrainedMismatchError",
     "apply_weights",
     "detect_format",

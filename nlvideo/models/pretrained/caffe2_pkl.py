@@ -15,8 +15,15 @@ Frozen-BN ("affine") releases (``MODEL.USE_AFFINE``, made by ``convert_to_finetu
 only ``_bn_s`` / ``_bn_b`` with the statistics folded in, and their Non-local blocks have no BN
 (``NONLOCAL.USE_BN: False``): they load exactly into our BNs with mean 0 and variance
 ``1 - eps`` (and an identity BN in the Non-local blocks). Such a model must be fine-tuned with
-BN frozen, as the paper did. Their res3 Non-local blocks attend within groups of 4 frames
-(``add_nonlocal_group``) where res3 has more than 4; ours attend over all frames.
+BN frozen, as the paper did.
+
+The network a file needs (``model_options``, applied by the pipeline before the model is built
+and checked by the loader): the Non-local semantics above; the release's stem max-pool without
+padding (``resnet_video.py`` and ``resnet_video_org.py``: ``pool1`` pads 0; PySlowFast's layout
+pads 1); and for frozen-BN files with res3 Non-local blocks, attention within groups of 4 res3
+frames (``res_stage_nonlocal_group(..., group_size=4)`` when ``USE_AFFINE``; see
+``nlvideo.models.nl_groups``; facebookresearch/video-nonlocal-net@c253ed5). PySlowFast's
+``Kinetics/c2`` files hold the same blobs; ``slowfast_c2`` reads them into PySlowFast's network.
 """
 
 from __future__ import annotations
@@ -163,33 +170,14 @@ def _convert(source: Source, model: nn.Module) -> Weights:
         raise ValueError(
             f"model.pretrained: {source.path}: blobs that are not arrays: {not_arrays}"
         )
-    names = [k for k in blobs if isinstance(k, str)]
-    _warn_if_stem_pool_pads(model, source.path)
-    if not any(k.endswith(("_bn_rm", "_bn_riv")) for k in names):
+    if _frozen_bn(blobs):
         _fill_frozen_bn(weights, model)
-        if any(k.startswith("nonlocal_conv3_") for k in names):
-            logger.warning(
-                "%s: a frozen-BN release; its res3 Non-local blocks attended within groups of 4 "
-                "frames, ours attend over all res3 frames (the same only up to 4 frames there)",
-                source.path,
-            )
     return weights
 
 
-def _warn_if_stem_pool_pads(model: nn.Module, path: str) -> None:
-    """The release's nets max-pool the stem without padding (``pool1``: pads 0), so at 224
-    pixels res2 is 55x55; PySlowFast's layout (ours) pads by 1 (56x56), as PySlowFast runs its
-    ``Kinetics/c2`` zoo. Same weights, slightly different outputs: say so."""
-    pool = next((m for m in model.modules() if isinstance(m, nn.MaxPool3d)), None)
-    padding = getattr(pool, "padding", 0)
-    pads = padding if isinstance(padding, tuple) else (padding,) * 3
-    if any(p != 0 for p in pads[1:]):
-        logger.warning(
-            "%s: the Caffe2 net max-pooled the stem without padding; this model pads it by 1 "
-            "(PySlowFast's layout, in which PySlowFast evaluates these weights), so its outputs "
-            "differ slightly from the Caffe2 net's",
-            path,
-        )
+def _frozen_bn(blobs: dict) -> bool:
+    """A frozen-BN ("affine") file: BN scale and shift only, no statistics."""
+    return not any(isinstance(k, str) and k.endswith(("_bn_rm", "_bn_riv")) for k in blobs)
 
 
 def _fill_frozen_bn(weights: Weights, model: nn.Module) -> None:
@@ -211,8 +199,15 @@ def _fill_frozen_bn(weights: Weights, model: nn.Module) -> None:
             weights.notes[f"{name}.running_var"] = "frozen BN: mean 0, variance 1 - eps"
 
 
+RES3_GROUP_FRAMES = 4  # the release's group_size for frozen-BN res3 Non-local blocks
+
+
 def _model_options(source: Source) -> dict:
-    return dict(NL_SOFTMAX)
+    """The release's network: Non-local semantics, unpadded stem pool, res3 NL groups."""
+    blobs = blobs_of(source) or {}
+    res3_nl = any(isinstance(k, str) and k.startswith("nonlocal_conv3_") for k in blobs)
+    res3 = RES3_GROUP_FRAMES if res3_nl and _frozen_bn(blobs) else 0
+    return {**NL_SOFTMAX, "stem_pool_pad": 0, "nl_group_frames": [0, res3, 0, 0]}
 
 
 def _num_classes(source: Source) -> int | None:

@@ -16,29 +16,24 @@ from typing import Any
 
 from torch import nn
 
-from nlvideo.models.non_local import NLBlockND
+from nlvideo.models.pretrained.architecture import check_architecture
 from nlvideo.models.pretrained.caffe2_pkl import READER as CAFFE2
 from nlvideo.models.pretrained.imagenet2d import READER as IMAGENET2D
 from nlvideo.models.pretrained.nlvideo_ckpt import READER as NLVIDEO
 from nlvideo.models.pretrained.pytorchvideo_zoo import READER as PYTORCHVIDEO
+from nlvideo.models.pretrained.slowfast_c2 import READER as SLOWFAST_C2
 from nlvideo.models.pretrained.slowfast_pyth import READER as SLOWFAST
 from nlvideo.models.pretrained.source import Source, read_source
 from nlvideo.models.pretrained.weights import Reader, Weights, keys_of
 
 logger = logging.getLogger(__name__)
 
-# Detection tries them in this order; adding a format = one reader module + one entry here.
+# Detection tries them in this order (slowfast_c2 only on request: its files read as caffe2);
+# adding a format = one reader module + one entry here.
 READERS: dict[str, Reader] = {
-    r.name: r for r in (NLVIDEO, CAFFE2, IMAGENET2D, SLOWFAST, PYTORCHVIDEO)
+    r.name: r for r in (NLVIDEO, CAFFE2, SLOWFAST_C2, IMAGENET2D, SLOWFAST, PYTORCHVIDEO)
 }
 _SHOW = 5  # names listed per kind in messages
-# Model option -> NLBlockND attribute, for the Non-local semantics a file requires.
-_NL_ATTRS = {
-    "nl_mode": "mode",
-    "nl_pool_first": "pool_first",
-    "nl_scale_logits": "scale_logits",
-    "nl_sub_sample": "sub_sample",
-}
 
 
 def _names(items: list[str]) -> str:
@@ -192,22 +187,15 @@ class Pretrained:
         return self.reader.num_classes(self.source)
 
     def check_model(self, model: nn.Module) -> None:
-        """Raise, naming the options, when the model's Non-local blocks compute differently.
+        """Raise, naming the options, when the model computes otherwise than the file's network
+        (Non-local semantics, stem pool padding, Non-local temporal groups).
 
         Raises:
-            ValueError: an ``NLBlockND`` of ``model`` disagrees with ``model_options``.
+            PretrainedArchitectureError: one line; the model differs from, or cannot be, the
+                network ``model_options`` describe.
         """
-        options = {k: v for k, v in self.model_options.items() if k in _NL_ATTRS}
-        blocks = [m for m in model.modules() if isinstance(m, NLBlockND)]
-        wrong = sorted(
-            {k for k, v in options.items() for b in blocks if getattr(b, _NL_ATTRS[k]) != v}
-        )
-        if wrong:
-            needed = ", ".join(f"model.{k}={options[k]}" for k in wrong)
-            raise ValueError(
-                f"model.pretrained: {self.source.path} is a {self.format} checkpoint whose "
-                f"Non-local blocks need {needed}; the model differs, so its outputs would too"
-            )
+        where = f"model.pretrained: {self.source.path} is a {self.format} checkpoint whose layers"
+        check_architecture(model, self.model_options, where)
 
     def load_into(self, model: nn.Module, *, strict: bool = True) -> LoadReport:
         """Check the model's Non-local semantics, load, log the report and return it."""

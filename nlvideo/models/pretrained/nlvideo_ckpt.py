@@ -10,8 +10,15 @@ from nlvideo.models.pretrained.source import Source
 from nlvideo.models.pretrained.weights import HEAD, Reader, Weights, rows_of
 
 FORMAT = "nlvideo/1"  # the "format" entry of every nlvideo checkpoint
-# Options that change what the same Non-local weights compute: they follow the checkpoint.
-NL_OPTIONS = ("nl_mode", "nl_pool_first", "nl_scale_logits", "nl_sub_sample")
+# Options that change what the same weights compute: they follow the checkpoint.
+NL_OPTIONS = (
+    "nl_mode",
+    "nl_pool_first",
+    "nl_scale_logits",
+    "nl_sub_sample",
+    "stem_pool_pad",
+    "nl_group_frames",
+)
 
 
 def _matches(source: Source) -> bool:
