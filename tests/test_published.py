@@ -24,7 +24,7 @@ from test_convert import slowfast_state
 from nlvideo.cli.attention import main as attention_main
 from nlvideo.models import build_model
 from nlvideo.models.hooks import capture_attention, non_local_blocks
-from nlvideo.models.pretrained import load_pretrained, open_pretrained
+from nlvideo.models.pretrained import open_pretrained
 from nlvideo.pipeline import build_published_predictor
 
 NAME, CLASSES = "i3d_nl_tiny", 4
@@ -82,9 +82,11 @@ def _run(main, args) -> tuple[int, str, str]:
 
 
 def _direct(fmt: str, path: Path, num_classes: int = CLASSES) -> torch.nn.Module:
-    """The network loaded directly, without the pipeline."""
-    model = build_model(NAME, num_classes=num_classes, **OPTIONS[fmt])
-    assert load_pretrained(model, path).format == fmt
+    """The network loaded directly, without the pipeline: the one the file declares (its NL
+    maths; a Caffe2 release's unpadded stem pool)."""
+    weights = open_pretrained(path)
+    model = build_model(NAME, num_classes=num_classes, **weights.model_options)
+    assert weights.load_into(model).format == fmt
     return model.eval()
 
 
