@@ -18,6 +18,13 @@ from nlvideo.cli.common import MAX_PARTICULARS, format_error
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(autouse=True)
+def _own_folder(tmp_path, monkeypatch):
+    """Commands run in an empty folder: default paths (runs/default, data/builtin) must not meet
+    a user's own runs (a `python train.py` before the tests made a resume check fire)."""
+    monkeypatch.chdir(tmp_path)
+
+
 def command(
     name: str, *args: str, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess:
@@ -162,6 +169,7 @@ def test_plain_log_lines_replace_the_progress_bar_off_a_terminal(tiny_builtin, t
     caplog.set_level(logging.INFO, logger="nlvideo")
     run_training(cfg)  # stderr is not a terminal under pytest
     lines = [m for m in caplog.messages if m.startswith("epoch 1/")]
-    assert [line.split(":")[0] for line in lines] == ["epoch 1/15 step 1", "epoch 1/15 step 2"]
+    epochs = cfg.train.epochs
+    assert [line.split(":")[0] for line in lines] == [f"epoch 1/{epochs} step {i}" for i in (1, 2)]
     assert all("loss" in line and "clips/s" in line for line in lines)
     assert torch.load(tmp_path / "last.pt", weights_only=True)["step"] == 2
