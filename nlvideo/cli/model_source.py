@@ -82,11 +82,12 @@ def build_model_predictor(
     """
     if args.checkpoint:
         from nlvideo.engine.checkpoint import load_checkpoint
-        from nlvideo.pipeline import build_predictor
+        from nlvideo.pipeline import predictor_from_checkpoint
 
-        model_name = load_checkpoint(args.checkpoint)["model_name"]
-        predictor = build_predictor(args.checkpoint, device=device, overrides=overrides)
-        return predictor, model_name, {"checkpoint": str(args.checkpoint)}
+        ckpt = load_checkpoint(args.checkpoint)  # read once: model name and predictor
+        source = str(args.checkpoint)
+        predictor = predictor_from_checkpoint(ckpt, source, device=device, overrides=overrides)
+        return predictor, ckpt["model_name"], {"checkpoint": source}
     from nlvideo.pipeline import build_published_predictor
 
     predictor, info = build_published_predictor(

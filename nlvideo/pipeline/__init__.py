@@ -26,6 +26,7 @@ from nlvideo.pipeline.jobs import (
     build_training,
     checkpoint_config,
     evaluate_checkpoint,
+    predictor_from_checkpoint,
     run_training,
 )
 from nlvideo.pipeline.published import PublishedModel, build_published_predictor
@@ -45,6 +46,7 @@ __all__ = [
     "checkpoint_config",
     "eval_records",
     "evaluate_checkpoint",
+    "predictor_from_checkpoint",
     "run_data",
     "run_training",
 ]

@@ -251,11 +251,19 @@ def build_predictor(
     Raises:
         FileNotFoundError, ValueError: naming the checkpoint or the key.
     """
-    ckpt = load_checkpoint(checkpoint)
+    return predictor_from_checkpoint(
+        load_checkpoint(checkpoint), str(checkpoint), device=device, overrides=overrides
+    )
+
+
+def predictor_from_checkpoint(
+    ckpt: dict[str, Any], source: str, *, device: str = "auto", overrides: Sequence[str] = ()
+) -> Predictor:
+    """``build_predictor`` of a checkpoint already read (``source``: its path, for errors)."""
     cfg = checkpoint_config(ckpt, overrides)
     dev = resolve_device(device)
     return Predictor(
-        build_test_head(cfg, build_model_from_checkpoint(ckpt, device=dev, source=str(checkpoint))),
+        build_test_head(cfg, build_model_from_checkpoint(ckpt, device=dev, source=source)),
         ckpt["classes"],
         transform=build_test_transform(cfg),
         device=dev,
