@@ -1,21 +1,22 @@
-"""Where Non-local blocks matter: the same_shape task, every arm over several seeds.
+"""Where Non-local blocks matter: the same_colour task, every arm over several seeds.
 
-Each arm is the recipe ``configs/builtin/same_shape.yaml`` plus a few overrides: the model
-(i3d_nl_tiny, the plain i3d_tiny, i3d_tiny_deep4 with the NL net's parameter budget, GCNet's
-query-independent global-context block in the NL positions) and the data (the far rule, the
-near control, distance bands, 96 px frames). Runs append one JSON line each to
-``<out>/results.jsonl``; a run already there (same arm, seed and overrides) is skipped, so the
-experiment can be run in pieces, on several machines, and resumed after an interruption (an
-interrupted run also resumes from its own ``last.pt``). ``<out>/summary.md`` gets the tables:
-held-out video accuracy per arm (every seed, mean with a 95% t-interval, take-off rate with a
-95% Wilson interval, seconds per run) and the NL - plain gap per data condition.
+Each arm is the recipe ``configs/builtin/same_colour.yaml`` (96 px frames, the two shapes at
+least 64 px apart) plus a few overrides: the model (i3d_nl_tiny, the plain i3d_tiny,
+i3d_tiny_deep4 with the NL net's parameter budget, GCNet's query-independent global-context
+block in the NL positions) and the data (the far rule, the near control, a distance band
+inside the plain net's reach, 64 px frames that its deepest layer spans whole, and the
+same_shape task). Runs append one JSON line each to ``<out>/results.jsonl``; a run already
+there (same arm, seed and overrides) is skipped, so the experiment can be run in pieces, on
+several machines, and resumed after an interruption (an interrupted run also resumes from its
+own ``last.pt``). ``<out>/summary.md`` gets the tables: held-out video accuracy per arm
+(every seed, mean with a 95% t-interval, take-off rate with a 95% Wilson interval, seconds
+per run) and the NL - plain gap per data condition.
 
-Usage (each run ~4-5 min on 2 free CPU cores; the default arms x 5 seeds ~ 6 h)::
+Usage (a run takes ~3-4 min on 2 free CPU cores)::
 
     python experiments/nonlocal_matters.py                          # all arms, seeds 0-4
     python experiments/nonlocal_matters.py --arms nl,plain --seeds 0-9
     python experiments/nonlocal_matters.py --summary                # tables from the JSONL
-    python experiments/nonlocal_matters.py --arms nl,nl_warmup300,nl_long --seeds 0-9
 """
 
 from __future__ import annotations
@@ -32,17 +33,26 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-RECIPE = Path(__file__).resolve().parents[1] / "configs" / "builtin" / "same_shape.yaml"
+RECIPE = Path(__file__).resolve().parents[1] / "configs" / "builtin" / "same_colour.yaml"
 TAKE_OFF = 0.90  # held-out video accuracy that counts as "took off" (chance: 0.50)
 
-_SIZE96 = [
-    "synthetic.size=96",
-    "data.short_side=96",
-    "data.train_scale=[96,96]",
-    "data.crop_size=96",
-    "data.test_scale=96",
+_SIZE64 = [
+    "synthetic.size=64",
+    "data.short_side=64",
+    "data.train_scale=[64,64]",
+    "data.crop_size=64",
+    "data.test_scale=64",
+    "synthetic.min_distance=32",
 ]
 _NEAR = ["synthetic.min_distance=0", "synthetic.max_distance=0"]
+# The same_shape task (its own recipe's data and schedule): the comparison of two shapes.
+_SHAPE = [
+    "synthetic.task=same_shape",
+    *_SIZE64,
+    "train.iterations=1200",
+    "optim.warmup_iters=120",
+]
+_PLAIN = ["model.name=i3d_tiny"]
 
 
 def _band(lo: int, hi: int) -> list[str]:
@@ -51,53 +61,40 @@ def _band(lo: int, hi: int) -> list[str]:
 
 # arm -> (what it shows, overrides of the recipe). The recipe's model is i3d_nl_tiny.
 ARMS: dict[str, tuple[str, list[str]]] = {
-    "nl": ("i3d_nl_tiny, far rule (>= 32 px)", []),
-    "plain": ("i3d_tiny (no NL block)", ["model.name=i3d_tiny"]),
+    "nl": ("i3d_nl_tiny, 96 px, >= 64 px apart", []),
+    "plain": ("i3d_tiny (no NL block)", _PLAIN),
     "plain_matched": ("i3d_tiny_deep4 (plain, ~NL's parameters)", ["model.name=i3d_tiny_deep4"]),
     "global_context": ("GCNet block in the NL positions", ["model.nl_block=global_context"]),
     "nl_near": ("i3d_nl_tiny, near control (p2 = p1)", _NEAR),
-    "plain_near": ("i3d_tiny, near control (p2 = p1)", ["model.name=i3d_tiny", *_NEAR]),
-    "nl_d8-16": ("i3d_nl_tiny, 8-16 px apart", _band(8, 16)),
-    "plain_d8-16": ("i3d_tiny, 8-16 px apart", ["model.name=i3d_tiny", *_band(8, 16)]),
-    "nl_d16-24": ("i3d_nl_tiny, 16-24 px apart", _band(16, 24)),
-    "plain_d16-24": ("i3d_tiny, 16-24 px apart", ["model.name=i3d_tiny", *_band(16, 24)]),
-    "nl_d24-32": ("i3d_nl_tiny, 24-32 px apart", _band(24, 32)),
-    "plain_d24-32": ("i3d_tiny, 24-32 px apart", ["model.name=i3d_tiny", *_band(24, 32)]),
-    "nl_96": ("i3d_nl_tiny, 96 px frames, >= 32 px", _SIZE96),
-    "plain_96": ("i3d_tiny, 96 px frames, >= 32 px", ["model.name=i3d_tiny", *_SIZE96]),
-    "nl_96_far": ("i3d_nl_tiny, 96 px frames, >= 64 px", [*_SIZE96, "synthetic.min_distance=64"]),
-    "plain_96_far": (
-        "i3d_tiny, 96 px frames, >= 64 px",
-        ["model.name=i3d_tiny", *_SIZE96, "synthetic.min_distance=64"],
-    ),
+    "plain_near": ("i3d_tiny, near control (p2 = p1)", [*_PLAIN, *_NEAR]),
+    "nl_d24-40": ("i3d_nl_tiny, 24-40 px apart", _band(24, 40)),
+    "plain_d24-40": ("i3d_tiny, 24-40 px apart", [*_PLAIN, *_band(24, 40)]),
+    "nl_64": ("i3d_nl_tiny, 64 px frames, >= 32 px", _SIZE64),
+    "plain_64": ("i3d_tiny, 64 px frames, >= 32 px", [*_PLAIN, *_SIZE64]),
 }
-# Diagnostics of the NL take-off (not run by default): one suspected cause changed at a time.
+# Diagnostics (not run by default): the same_shape task, and one recipe choice changed at a time.
 DIAGNOSTIC_ARMS: dict[str, tuple[str, list[str]]] = {
+    "shape_nl": ("same_shape task, i3d_nl_tiny, 64 px, >= 32 px", _SHAPE),
+    "shape_plain": ("same_shape task, i3d_tiny, 64 px, >= 32 px", [*_PLAIN, *_SHAPE]),
     "nl_scale_logits": ("NL logits x d^-0.5 (flatter attention)", ["model.nl_scale_logits=true"]),
     "nl_pool_first": ("NL pools before phi/g (PySlowFast)", ["model.nl_pool_first=true"]),
-    "nl_warmup300": ("NL, 300 warm-up steps instead of 120", ["optim.warmup_iters=300"]),
-    "nl_long": ("NL, 2,400 steps (a late take-off?)", ["train.iterations=2400"]),
-    "nl_data8k": ("NL, 8,000 training clips (memorising?)", ["synthetic.num_train=8000"]),
     "nl_init0.1": ("NL output BN starts at 0.1, not 0", ["model.nl_init_scale=0.1"]),
     "nl_msra": (
         "NL convs He-initialised (PySlowFast), not PyTorch's default",
         ["model.nl_init=msra"],
     ),
-    "nl_dropout0": ("NL, no dropout before the classifier", ["model.dropout=0"]),
-    "nl_lr1e-3": ("NL, peak lr 0.001 instead of 0.002", ["optim.lr=0.001"]),
+    "nl_long": ("NL, 1,200 steps", ["train.iterations=1200", "optim.warmup_iters=120"]),
 }
 MAIN_ARMS = tuple(ARMS)
 ARMS |= DIAGNOSTIC_ARMS
 # data condition -> (NL arm, plain arm): the gap table (receptive field of the plain net:
 # 27 px after res3, 43 after res4, 75 after res5).
 CONDITIONS: dict[str, tuple[str, str]] = {
-    "64 px, p2 = p1 (near)": ("nl_near", "plain_near"),
-    "64 px, 8-16 px apart": ("nl_d8-16", "plain_d8-16"),
-    "64 px, 16-24 px apart": ("nl_d16-24", "plain_d16-24"),
-    "64 px, 24-32 px apart": ("nl_d24-32", "plain_d24-32"),
-    "64 px, >= 32 px apart": ("nl", "plain"),
-    "96 px, >= 32 px apart": ("nl_96", "plain_96"),
-    "96 px, >= 64 px apart": ("nl_96_far", "plain_96_far"),
+    "96 px, p2 = p1 (near)": ("nl_near", "plain_near"),
+    "96 px, 24-40 px apart": ("nl_d24-40", "plain_d24-40"),
+    "96 px, >= 64 px apart": ("nl", "plain"),
+    "64 px, >= 32 px apart": ("nl_64", "plain_64"),
+    "same_shape, 64 px, >= 32 px apart": ("shape_nl", "shape_plain"),
 }
 
 # two-sided 95% quantiles of Student's t by degrees of freedom (normal beyond 30)
@@ -392,7 +389,7 @@ def _seeds(text: str) -> list[int]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Where Non-local blocks matter (same_shape)")
+    parser = argparse.ArgumentParser(description="Where Non-local blocks matter (same_colour)")
     parser.add_argument("--out", default="runs/nonlocal_matters", help="results and run folders")
     parser.add_argument(
         "--arms",

@@ -24,7 +24,7 @@ _spec.loader.exec_module(nm)
 @pytest.mark.parametrize("arm", nm.ARMS)
 def test_every_arm_is_a_valid_config_of_the_recipe(arm, tmp_path):
     cfg = load_config(nm.RECIPE, nm.run_overrides(arm, 3, tmp_path, tmp_path / "data", []))
-    assert cfg.synthetic.task == "same_shape"
+    assert cfg.synthetic.task == ("same_shape" if arm.startswith("shape_") else "same_colour")
     assert cfg.synthetic.seed == cfg.train.seed == 3
     assert cfg.data.crop_size == cfg.synthetic.size  # the whole frame, positions intact
 
@@ -77,7 +77,7 @@ def test_the_summary_lists_every_seed_the_take_off_rate_and_the_gap():
     nl_row = next(line for line in table.splitlines() if line.startswith("| nl |"))
     assert "0: 98.0 / 1: 99.0 / 2: 48.0 / 3: 100.0" in nl_row
     assert "3/4" in nl_row and "| 60 |" in nl_row
-    assert "| 64 px, >= 32 px apart | 86.2 (n=4) | 52.0 (n=3) |" in table
+    assert "| 96 px, >= 64 px apart | 86.2 (n=4) | 52.0 (n=3) |" in table
 
 
 def test_the_intervals_equal_scipys():

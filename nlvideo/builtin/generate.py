@@ -34,7 +34,13 @@ from nlvideo.builtin.render import CLASSES, render_clip
 logger = logging.getLogger(__name__)
 
 # synthetic.task -> its class names; a clip's class is classes[index % len(classes)].
-TASK_CLASSES: dict[str, tuple[str, ...]] = {"motion": CLASSES, "same_shape": same_shape.CLASSES}
+TASK_CLASSES: dict[str, tuple[str, ...]] = {
+    "motion": CLASSES,
+    "same_shape": same_shape.CLASSES,
+    "same_colour": same_shape.CLASSES,
+}
+# The two-object tasks -> what their label compares (``same_shape.render_same_shape_clip``).
+PAIR_TASKS: dict[str, str] = {"same_shape": "shape", "same_colour": "colour"}
 
 GENERATOR_VERSION = 6  # bump whenever the rendered pixels or encoded bytes change (sets regenerate)
 
@@ -53,7 +59,7 @@ class SyntheticParams:
     crf: int
     gop: int
     task: str = "motion"  # a key of TASK_CLASSES
-    min_distance: float = 32.0  # same_shape: px between the two shapes' centres, at least ...
+    min_distance: float = 32.0  # same_shape/colour: px between the shapes' centres, at least ...
     max_distance: float | None = None  # ... and at most (None: no bound, 0: the same place)
     version: int = GENERATOR_VERSION
 
@@ -166,11 +172,11 @@ def render_dataset_clip(
     """Class name, frames and ground truth of clip ``index`` of ``split`` ("train"/"val").
 
     The ground truth is the object coverage (T, H, W) for the motion task, a
-    ``SameShapeClip`` for the same_shape task.
+    ``SameShapeClip`` for the same_shape and same_colour tasks.
     """
     rng = _clip_rng(params.seed, _SPLITS.index(split), index)
     num_frames = int(rng.integers(params.min_frames, params.max_frames + 1))
-    if params.task == "same_shape":
+    if params.task in PAIR_TASKS:
         frames, truth = same_shape.render_same_shape_clip(
             index,
             rng,
@@ -178,6 +184,7 @@ def render_dataset_clip(
             num_frames=num_frames,
             min_distance=params.min_distance,
             max_distance=params.max_distance,
+            compare=PAIR_TASKS[params.task],
         )
         return truth.label, frames, truth
     class_name = CLASSES[index % len(CLASSES)]
@@ -258,9 +265,10 @@ def generate_builtin_dataset(
         crf: x264 constant rate factor (lower is higher quality).
         gop: Keyframe interval in frames.
         task: "motion" (8 time-reversed motion classes, ``nlvideo.builtin.render``) or
-            "same_shape" (same shape at the start and the end?, ``nlvideo.builtin.same_shape``).
-        min_distance: same_shape: least distance in pixels between the two shapes' centres.
-        max_distance: same_shape: largest distance (None: no bound; 0: S2 where S1 was, the
+            "same_shape" / "same_colour" (same shape / colour at the start and the end?,
+            ``nlvideo.builtin.same_shape``).
+        min_distance: same_shape/colour: least distance in pixels between the shapes' centres.
+        max_distance: same_shape/colour: largest distance (None: no bound; 0: S2 where S1 was, the
             near control).
         workers: Processes used to render and encode (default: up to the CPU count).
 
@@ -275,7 +283,7 @@ def generate_builtin_dataset(
         raise ValueError(f"num_train and num_val must be >= 0, got {num_train}, {num_val}")
     if task not in TASK_CLASSES:
         raise ValueError(f"task must be one of {list(TASK_CLASSES)}, got {task!r}")
-    if task == "same_shape":
+    if task in PAIR_TASKS:
         same_shape.check_distances(size, min_distance, max_distance)
     else:  # distances do not apply: keep them out of the manifest's identity
         min_distance, max_distance = SyntheticParams.min_distance, SyntheticParams.max_distance

@@ -1,4 +1,4 @@
-"""Clips of the "same shape at the start and at the end?" task, where only far relations decide.
+"""Clips of the "same shape (or colour) at the start and at the end?" tasks: far relations decide.
 
 Frames of the first half show shape S1 at centre p1, frames of the second half shape S2 at p2
 (4 frames: 0-1 and 2-3), on a static noise background. Both shapes have the same random size,
@@ -6,6 +6,12 @@ each its own random colour (colour is no cue); the label is ``S1 == S2``. Within
 S1 and S2 are each uniform over the three shapes, so features pooled per object and a linear
 layer cannot solve it (the task is XOR-like): a network must compare the two shapes, which sit
 ``min_distance``..``max_distance`` pixels apart (centre to centre, Euclidean).
+
+``compare="colour"`` (the ``same_colour`` task) swaps the roles: S1 and S2 each take one of
+three palette colours (jittered), uniform within both classes, the label is "same colour", and
+the shapes are independent nuisance. A colour is what any conv layer sees at once, so that task
+isolates the relation itself; a shape's identity has to be learnt first, and the label, being
+XOR-like, gives a shape detector no gradient of its own (experiments/README.md).
 
 With the default ``min_distance`` of 32 px the shapes are further apart than the receptive
 field of the tiny nets' res3 (27 px), so a plain I3D must relate them through its deepest
@@ -26,11 +32,22 @@ from PIL import Image, ImageDraw
 
 CLASSES: tuple[str, ...] = ("different", "same")  # label = index % 2 = (S1 == S2)
 SHAPES: tuple[str, ...] = ("square", "disk", "triangle")
-# Ordered (S1, S2) pairs per class: each shape is S1 (and S2) equally often within a class.
+# Ordered pairs of compared values (shape or palette indices) per class: each value is first
+# (and second) equally often within a class. Three shapes, three colours.
 PAIRS: dict[str, tuple[tuple[int, int], ...]] = {
     "same": tuple((s, s) for s in range(len(SHAPES))),
     "different": tuple((a, b) for a in range(len(SHAPES)) for b in range(len(SHAPES)) if a != b),
 }
+COMPARED: tuple[str, ...] = ("shape", "colour")  # what "same" means
+# Blue, orange and yellow of the same_colour task (each channel jittered by PALETTE_JITTER):
+# apart in hue and in luminance (0.20, 0.47, 0.83). With red, green and blue (red and blue
+# differ little in luminance) the nets stalled at 83% (= all red-blue pairs called "same").
+PALETTE: tuple[tuple[float, float, float], ...] = (
+    (0.10, 0.15, 0.75),
+    (0.95, 0.30, 0.10),
+    (0.95, 0.90, 0.20),
+)
+PALETTE_JITTER = 0.08
 RADIUS_RANGE = (6.0, 10.0)  # shape radius in pixels (absolute, whatever the frame size)
 _MARGIN = 1.0  # pixels between a shape and the frame border
 _SUPERSAMPLE = 4  # shapes are drawn at 4x and box-filtered down (anti-aliasing)
@@ -76,6 +93,12 @@ def _colour(rng: np.random.Generator, background: float) -> np.ndarray:
         if abs(float(colour @ np.array([0.299, 0.587, 0.114])) - background) > 0.25:
             return colour.astype(np.float32)
     return np.full(3, 0.0 if background > 0.5 else 1.0, dtype=np.float32)
+
+
+def _palette_colour(rng: np.random.Generator, index: int) -> np.ndarray:
+    """Palette colour ``index`` with each channel jittered, so no two "same" colours are equal."""
+    jitter = rng.uniform(-PALETTE_JITTER, PALETTE_JITTER, size=3)
+    return np.clip(np.asarray(PALETTE[index]) + jitter, 0.0, 1.0).astype(np.float32)
 
 
 def sample_centres(
@@ -134,20 +157,29 @@ def render_same_shape_clip(
     num_frames: int = 4,
     min_distance: float = 32.0,
     max_distance: float | None = None,
+    compare: str = "shape",
 ) -> tuple[np.ndarray, SameShapeClip]:
     """Render clip ``index`` of a split: its class is ``CLASSES[index % 2]``.
 
-    The (S1, S2) pair cycles through the class's ordered pairs with ``index // 2``, so both
-    shapes are uniform within each class (exactly, for every whole cycle of clips).
+    The pair of compared values (shapes, or palette colours with ``compare="colour"``) cycles
+    through the class's ordered pairs with ``index // 2``, so each value is uniform within each
+    class (exactly, for every whole cycle of clips); with ``compare="colour"`` the two shapes
+    are drawn independently.
 
     Returns:
         uint8 RGB frames (T, H, W, 3) and the clip's ground truth.
     """
     if num_frames < 2:
         raise ValueError(f"num_frames must be >= 2, got {num_frames}")
+    if compare not in COMPARED:
+        raise ValueError(f"compare must be one of {list(COMPARED)}, got {compare!r}")
     label = CLASSES[index % len(CLASSES)]
     pairs = PAIRS[label]
-    s1, s2 = pairs[(index // len(CLASSES)) % len(pairs)]
+    v1, v2 = pairs[(index // len(CLASSES)) % len(pairs)]
+    if compare == "shape":
+        s1, s2 = v1, v2
+    else:
+        s1, s2 = (int(s) for s in rng.integers(len(SHAPES), size=2))
     radius = float(rng.uniform(*RADIUS_RANGE))
     p1, p2 = sample_centres(
         rng, size=size, radius=radius, min_distance=min_distance, max_distance=max_distance
@@ -155,7 +187,10 @@ def render_same_shape_clip(
     grey = float(rng.uniform(0.2, 0.8))
     background = grey + rng.normal(0.0, rng.uniform(0.05, 0.12), size=(size, size, 1))
     background = np.repeat(background, 3, axis=2)
-    colours = (_colour(rng, grey), _colour(rng, grey))
+    if compare == "shape":
+        colours = (_colour(rng, grey), _colour(rng, grey))
+    else:
+        colours = (_palette_colour(rng, v1), _palette_colour(rng, v2))
     alphas = (
         _shape_alpha(SHAPES[s1], p1, radius, size)[..., None],
         _shape_alpha(SHAPES[s2], p2, radius, size)[..., None],
