@@ -40,12 +40,23 @@ RECIPE = Path(__file__).resolve().parents[1] / "configs" / "builtin" / "same_col
 LABELS = ("task", "s2_shape")  # the task's own label, or S2's shape (3 classes)
 
 
+def compared_pair(truth: same_shape.SameShapeClip, task: str) -> str:
+    """The two compared values of a clip, unordered, e.g. "disk-square" or "0-2" (palette)."""
+    if task == "same_shape":
+        values = truth.shapes
+    else:
+        palette = np.asarray(same_shape.PALETTE)
+        values = tuple(str(int(np.abs(palette - c).max(1).argmin())) for c in truth.colours)
+    return "-".join(sorted(values))
+
+
 def render_split(params: SyntheticParams, split: str, count: int, label: str):
-    """(N, 3, T, H, W) normalised float clips and their labels, rendered in memory."""
-    clips, labels = [], []
+    """(N, 3, T, H, W) normalised float clips, their labels and compared pairs, in memory."""
+    clips, labels, pairs = [], [], []
     for index in range(count):
         name, frames, truth = render_dataset_clip(params, split, index)
         clips.append(frames)
+        pairs.append(compared_pair(truth, params.task))
         labels.append(
             same_shape.CLASSES.index(name)
             if label == "task"
@@ -54,18 +65,28 @@ def render_split(params: SyntheticParams, split: str, count: int, label: str):
     x = torch.from_numpy(np.stack(clips)).permute(0, 4, 1, 2, 3).float() / 255
     mean = torch.tensor(KINETICS_MEAN).view(1, 3, 1, 1, 1)
     std = torch.tensor(KINETICS_STD).view(1, 3, 1, 1, 1)
-    return (x - mean) / std, torch.tensor(labels)
+    return (x - mean) / std, torch.tensor(labels), pairs
+
+
+def predict(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    model.eval()
+    with torch.no_grad():
+        out = torch.cat([model(x[i : i + 100]).argmax(1) for i in range(0, len(x), 100)])
+    model.train()
+    return out
 
 
 def accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
-    model.eval()
-    with torch.no_grad():
-        hits = sum(
-            int((model(x[i : i + 100]).argmax(1) == y[i : i + 100]).sum())
-            for i in range(0, len(x), 100)
-        )
-    model.train()
-    return hits / len(x)
+    return float((predict(model, x) == y).float().mean())
+
+
+def accuracy_by_pair(model: torch.nn.Module, x, y, pairs: list[str]) -> dict[str, float]:
+    """Held-out accuracy per compared pair: a plateau that confuses two values shows here."""
+    hits = (predict(model, x) == y).tolist()
+    by_pair: dict[str, list[bool]] = {}
+    for hit, pair in zip(hits, pairs, strict=True):
+        by_pair.setdefault(pair, []).append(hit)
+    return {pair: round(sum(h) / len(h), 4) for pair, h in sorted(by_pair.items())}
 
 
 def train(cfg, label: str, eval_every: int) -> dict:
@@ -76,8 +97,8 @@ def train(cfg, label: str, eval_every: int) -> dict:
         task=s.task, min_distance=s.min_distance, max_distance=s.max_distance,
     )  # fmt: skip
     start = time.perf_counter()
-    x_train, y_train = render_split(params, "train", s.num_train, label)
-    x_val, y_val = render_split(params, "val", s.num_val, label)
+    x_train, y_train, _ = render_split(params, "train", s.num_train, label)
+    x_val, y_val, val_pairs = render_split(params, "val", s.num_val, label)
     torch.manual_seed(cfg.train.seed)
     num_classes = len(same_shape.CLASSES) if label == "task" else len(same_shape.SHAPES)
     model = build_model(cfg.model.name, **cfg.model.model_kwargs(num_classes=num_classes))
@@ -99,7 +120,7 @@ def train(cfg, label: str, eval_every: int) -> dict:
             schedule.step()
             step += 1
             if step % eval_every == 0 or step == cfg.train.iterations:
-                curve.append((step, round(float(loss), 4), accuracy(model, x_val, y_val)))
+                curve.append((step, round(loss.item(), 4), accuracy(model, x_val, y_val)))
                 print(*curve[-1], flush=True)
             if step == cfg.train.iterations:
                 break
@@ -107,6 +128,7 @@ def train(cfg, label: str, eval_every: int) -> dict:
         "held_out": curve[-1][2],
         "train": accuracy(model, x_train[:400], y_train[:400]),
         "curve": curve,
+        "held_out_by_pair": accuracy_by_pair(model, x_val, y_val, val_pairs),
         "seconds": round(time.perf_counter() - start, 1),
     }
 

@@ -21,16 +21,17 @@ PARAMS = SyntheticParams(8, 4, 3, 64, 4, 4, 25, 18, 12, task="same_shape")
 
 
 def test_the_clips_are_the_rendered_frames_normalised_with_their_labels():
-    x, y = imp.render_split(PARAMS, "val", 4, "task")
+    x, y, pairs = imp.render_split(PARAMS, "val", 4, "task")
     for i in range(4):
-        name, frames, _ = render_dataset_clip(PARAMS, "val", i)
+        name, frames, truth = render_dataset_clip(PARAMS, "val", i)
         assert y[i] == ["different", "same"].index(name)
+        assert pairs[i] == "-".join(sorted(truth.shapes))
         raw = torch.from_numpy(frames).permute(3, 0, 1, 2).float() / 255  # (3, T, H, W)
         np.testing.assert_allclose(x[i] * 0.225 + 0.45, raw, atol=1e-6)
 
 
 def test_the_s2_shape_label_names_the_second_shape():
-    _, y = imp.render_split(PARAMS, "train", 8, "s2_shape")
+    _, y, _ = imp.render_split(PARAMS, "train", 8, "s2_shape")
     truths = [render_dataset_clip(PARAMS, "train", i)[2] for i in range(8)]
     assert y.tolist() == [SHAPES.index(t.shapes[1]) for t in truths]
 
@@ -44,3 +45,5 @@ def test_a_short_run_appends_its_curve(tmp_path):
     line = json.loads(out.read_text())
     assert [step for step, _, _ in line["curve"]] == [1, 2, 3]
     assert 0.0 <= line["held_out"] <= 1.0 and line["overrides"] == overrides
+    by_pair = line["held_out_by_pair"]  # palette indices of the same_colour recipe
+    assert set(by_pair) <= {"0-0", "0-1", "0-2", "1-1", "1-2", "2-2"} and by_pair

@@ -32,12 +32,18 @@ from PIL import Image, ImageDraw
 
 CLASSES: tuple[str, ...] = ("different", "same")  # label = index % 2 = (S1 == S2)
 SHAPES: tuple[str, ...] = ("square", "disk", "triangle")
-# Ordered pairs of compared values (shape or palette indices) per class: each value is first
-# (and second) equally often within a class. Three shapes, three colours.
-PAIRS: dict[str, tuple[tuple[int, int], ...]] = {
-    "same": tuple((s, s) for s in range(len(SHAPES))),
-    "different": tuple((a, b) for a in range(len(SHAPES)) for b in range(len(SHAPES)) if a != b),
-}
+
+
+def value_pairs(count: int) -> dict[str, tuple[tuple[int, int], ...]]:
+    """Ordered pairs of ``count`` compared values (shape or palette indices) per class: each
+    value is first (and second) equally often within a class."""
+    values = range(count)
+    return {
+        "same": tuple((a, a) for a in values),
+        "different": tuple((a, b) for a in values for b in values if a != b),
+    }
+
+
 COMPARED: tuple[str, ...] = ("shape", "colour")  # what "same" means
 # Blue, orange and yellow of the same_colour task (each channel jittered by PALETTE_JITTER):
 # apart in hue and in luminance (0.20, 0.47, 0.83). With red, green and blue (red and blue
@@ -174,7 +180,7 @@ def render_same_shape_clip(
     if compare not in COMPARED:
         raise ValueError(f"compare must be one of {list(COMPARED)}, got {compare!r}")
     label = CLASSES[index % len(CLASSES)]
-    pairs = PAIRS[label]
+    pairs = value_pairs(len(SHAPES) if compare == "shape" else len(PALETTE))[label]
     v1, v2 = pairs[(index // len(CLASSES)) % len(pairs)]
     if compare == "shape":
         s1, s2 = v1, v2
