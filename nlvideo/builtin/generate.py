@@ -42,7 +42,7 @@ TASK_CLASSES: dict[str, tuple[str, ...]] = {
 # The two-object tasks -> what their label compares (``same_shape.render_same_shape_clip``).
 PAIR_TASKS: dict[str, str] = {"same_shape": "shape", "same_colour": "colour"}
 
-GENERATOR_VERSION = 6  # bump whenever the rendered pixels or encoded bytes change (sets regenerate)
+GENERATOR_VERSION = 7  # bump whenever the rendered pixels or encoded bytes change (sets regenerate)
 
 
 @dataclass(frozen=True)
