@@ -322,6 +322,7 @@ def run_all(
                 print(f"{arm} seed {seed}: done already, skipped", flush=True)
                 continue
             result = {"arm": arm, "seed": seed, "overrides": overrides, **train(overrides)}
+            result["extra"] = list(extra)  # summary rows keep these runs apart
             with open(path, "a") as f:
                 f.write(json.dumps(result) + "\n")
             print(
@@ -342,8 +343,9 @@ def _pct(x: float) -> str:
 def summary_tables(results: Sequence[dict[str, Any]]) -> str:
     """Markdown: one row per arm (every seed), then the NL - plain gap per data condition."""
     by_arm: dict[str, list[dict[str, Any]]] = {}
-    for r in results:
-        by_arm.setdefault(r["arm"], []).append(r)
+    for r in results:  # a run with extra overrides is a row of its own: "arm + key=value"
+        extra = r.get("extra") or []
+        by_arm.setdefault(" + ".join([r["arm"], *extra]), []).append(r)
     lines = [
         "| arm | what | params | seeds: held-out video accuracy (%) | mean ± 95% CI | "
         f"took off (>= {100 * TAKE_OFF:.0f}%) | train acc | s / run |",
@@ -359,7 +361,7 @@ def summary_tables(results: Sequence[dict[str, Any]]) -> str:
         train = [r["train_acc"] for r in runs if r.get("train_acc") is not None]
         params = f"{runs[0]['params']:,}" if runs[0].get("params") else "?"
         lines.append(
-            f"| {arm} | {ARMS.get(arm, ('?',))[0]} | {params} | {seeds} | "
+            f"| {arm} | {ARMS.get(runs[0]['arm'], ('?',))[0]} | {params} | {seeds} | "
             f"{_pct(mean)} ± {_pct(half)} | {k}/{len(accs)} [{_pct(lo)}, {_pct(hi)}] | "
             f"{_pct(statistics.fmean(train)) if train else 'n/a'} | "
             f"{statistics.fmean(r['seconds'] for r in runs):.0f} |"

@@ -152,3 +152,16 @@ def test_a_uniform_map_puts_chance_on_s1():
     for share, chance in found.values():
         assert share == pytest.approx(chance)
     assert found["blocks.3.non_local.0"][1] == pytest.approx(2 / (2 * 8 * 8))
+
+
+def test_runs_with_extra_overrides_get_a_row_of_their_own(tmp_path):
+    def fake_train(overrides):
+        return {"video_top1": 0.9 if "optim.lr=0.001" in overrides else 0.5, "seconds": 1.0}
+
+    nm.run_all(["nl"], [0, 1], tmp_path, train=fake_train)
+    results = nm.run_all(["nl"], [0], tmp_path, extra=["optim.lr=0.001"], train=fake_train)
+    table = nm.summary_tables(results)
+    rows = [line for line in table.splitlines() if line.startswith("| nl")]
+    assert len(rows) == 2
+    assert "0: 50.0 / 1: 50.0" in rows[0]
+    assert rows[1].startswith("| nl + optim.lr=0.001 | i3d_nl_tiny") and "0: 90.0 |" in rows[1]
