@@ -10,7 +10,8 @@ one process:
   extra threads): training clips/s for an 8x8 clip, and test videos/s for 10 clips of 8x8;
   ours with decord and with PyAV vs `pytorchvideo.data.LabeledVideoDataset` with its decord
   decoder and its `random` / `constant_clips_per_video` clip samplers;
-* end to end: DataLoader batches/s (8 videos a batch, 2 workers, all cores), training.
+* end to end: DataLoader training clips/s (8 videos a batch) with 1 and 2 workers: what
+  one loader core gives a GPU box (README, GPU-box plan).
 * the decode limit, on the same files in the same interleaved rounds: PyAV's sequential decode
   rate (one thread, frames not converted) divided by the frames a clip forces the decoder
   through (from the keyframe before the window to its last frame; for the test views, that
@@ -201,26 +202,39 @@ def per_process(paths: list[Path], budget: float) -> dict[str, float]:
     return rates
 
 
-def end_to_end(paths: list[Path], budget: float, batch: int = 8) -> dict[str, float]:
+def end_to_end(
+    paths: list[Path], budget: float, workers: tuple[int, ...] = (1, 2), batch: int = 8
+) -> dict[tuple[str, int], float]:
+    """Training clips/s through a DataLoader, ours vs pytorchvideo, per worker count."""
     records = [VideoRecord(str(p), 0, p.stem) for p in paths] * 4
-    loader = build_loader(
-        ours(records, "train", "decord"), batch_size=batch, num_workers=2, shuffle=True,
-        drop_last=True, pin_memory=False,
-    )  # fmt: skip
-    pv = DataLoader(pytorchvideo_dataset(paths * 4, "train"), batch_size=batch, num_workers=2)
-    loaders = {"loader ours/decord": loader, "loader pytorchvideo/decord": pv}
-    batches, seconds = dict.fromkeys(loaders, 0), dict.fromkeys(loaders, 0.0)
-    # Order A B B A, fresh workers each time (started before timing), against load drift.
-    for name in [*loaders, *reversed(loaders)]:
-        it = cycle(loaders[name])
-        next(it)  # workers started and warm
-        start = time.perf_counter()
-        while time.perf_counter() - start < budget / 2:
-            next(it)
-            batches[name] += 1
-        seconds[name] += time.perf_counter() - start
-        del it  # shuts the workers down
-    return {name: batches[name] / seconds[name] for name in loaders}
+    rates = {}
+    for n in workers:
+        loaders = {
+            "ours/decord": build_loader(
+                ours(records, "train", "decord"),
+                batch_size=batch,
+                num_workers=n,
+                shuffle=True,
+                drop_last=True,
+                pin_memory=False,
+            ),
+            "pytorchvideo/decord": DataLoader(
+                pytorchvideo_dataset(paths * 4, "train"), batch_size=batch, num_workers=n
+            ),
+        }
+        batches, seconds = dict.fromkeys(loaders, 0), dict.fromkeys(loaders, 0.0)
+        # Order A B B A, fresh workers each time (started before timing), against load drift.
+        for name in [*loaders, *reversed(loaders)]:
+            it = cycle(loaders[name])
+            next(it)  # workers started and warm
+            start = time.perf_counter()
+            while time.perf_counter() - start < budget / 2:
+                next(it)
+                batches[name] += 1
+            seconds[name] += time.perf_counter() - start
+            del it  # shuts the workers down
+        rates |= {(name, n): batch * batches[name] / seconds[name] for name in loaders}
+    return rates
 
 
 def main() -> None:
@@ -269,11 +283,13 @@ def main() -> None:
             print(f"  {mode} ours/{backend} vs pytorchvideo: {ratio:5.2f}x (target >= {target}x)")
     if loader is None:
         return
-    print(f"\nend to end, DataLoader batches of 8 with 2 workers ({len(cores)} cores)")
-    for key, value in loader.items():
-        print(f"  {key:28s} {value:8.2f} batches/s")
-    ratio = loader["loader ours/decord"] / loader["loader pytorchvideo/decord"]
-    print(f"  ours vs pytorchvideo: {ratio:5.2f}x")
+    print(f"\nend to end, DataLoader batches of 8 ({len(cores)} cores): training clips/s")
+    for workers in sorted({n for _, n in loader}):
+        mine, peer = loader["ours/decord", workers], loader["pytorchvideo/decord", workers]
+        print(
+            f"  {workers} worker(s): ours/decord {mine:6.2f} ({mine / workers:5.2f} per worker), "
+            f"pytorchvideo/decord {peer:6.2f}; ours vs pytorchvideo {mine / peer:5.2f}x"
+        )
 
 
 if __name__ == "__main__":
