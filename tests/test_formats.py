@@ -91,6 +91,22 @@ def test_ucf101_trainlist_without_its_class_file_is_an_error(ucf_root, tmp_path)
         read_layout("list", opts)
 
 
+def test_a_layouts_bad_rows_are_one_error_like_a_lists_or_skipped_into_the_sink(tmp_path):
+    from nlvideo.data.formats.ucf101 import read_test_list
+
+    listing = tmp_path / "testlist01.txt"
+    listing.write_text("".join(f"Zebra/v_Zebra_g{i:02d}_c01.avi\n" for i in range(1, 13)))
+    with pytest.raises(AnnotationError) as caught:
+        read_test_list(listing, tmp_path, ["Yak"], None)
+    head, *rows = str(caught.value).splitlines()
+    assert head == f"12 bad row(s) in {listing}:"
+    assert rows[0] == f"  {listing}:1: folder 'Zebra' is not a class of classInd.txt"
+    assert len(rows) == 11 and rows[-1] == "  ... and 2 more"  # as parse_video_list's
+    sink = []
+    assert read_test_list(listing, tmp_path, ["Yak"], sink) == []
+    assert [p.where for p in sink] == [f"{listing}:{i}" for i in range(1, 13)]
+
+
 # ----------------------------------------------------------------------------- hmdb51
 @pytest.mark.parametrize("sub", ["", "hmdb51_org"])
 def test_hmdb51_flags_give_train_and_test_and_zero_is_unused(tmp_path, sub):

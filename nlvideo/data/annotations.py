@@ -54,7 +54,11 @@ class Problem:
     message: str
 
 
-def _raise_or_collect(problems: list[Problem], sink: list[Problem] | None, path: Path) -> None:
+def raise_or_collect(
+    problems: list[Problem], sink: list[Problem] | None, source: str | Path
+) -> None:
+    """Bad rows of ``source``: into ``sink`` (skip_bad_rows) or one ``AnnotationError``, its
+    first line the count and the file, then the first ten rows (the CLI prints it as is)."""
     if not problems:
         return
     if sink is not None:
@@ -62,7 +66,7 @@ def _raise_or_collect(problems: list[Problem], sink: list[Problem] | None, path:
         return
     shown = "\n".join(f"  {p.where}: {p.message}" for p in problems[:10])
     more = f"\n  ... and {len(problems) - 10} more" if len(problems) > 10 else ""
-    raise AnnotationError(f"{len(problems)} bad row(s) in {path}:\n{shown}{more}", problems)
+    raise AnnotationError(f"{len(problems)} bad row(s) in {source}:\n{shown}{more}", problems)
 
 
 def _numbering(
@@ -140,7 +144,7 @@ def parse_video_list(
             bad.append(Problem("unknown_label", f"{path}:{lineno}", message))
             continue
         records.append(NamedRecord(str(root / video), name, video))
-    _raise_or_collect(bad, problems, path)
+    raise_or_collect(bad, problems, path)
     return records
 
 
@@ -292,7 +296,7 @@ def parse_kinetics_csv(
         found = index.find([*nested, base], stem)
         video = found if found is not None else nested[0] / f"{stem}.mp4"
         records.append(NamedRecord(str(video), label, stem))
-    _raise_or_collect(bad, problems, path)
+    raise_or_collect(bad, problems, path)
     return records
 
 

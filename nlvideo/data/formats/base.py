@@ -88,15 +88,3 @@ def subdirs(directory: Path) -> list[Path]:
         )
     except OSError:
         return []
-
-
-def collect(problems: list[Problem], sink: list[Problem] | None, source: str) -> None:
-    """Bad rows: into ``sink`` (skip_bad_rows) or one ``AnnotationError`` listing them."""
-    if not problems:
-        return
-    if sink is not None:
-        sink.extend(problems)
-        return
-    shown = "; ".join(f"{p.where}: {p.message}" for p in problems[:3])
-    more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
-    raise AnnotationError(f"{len(problems)} bad row(s) in {source}: {shown}{more}", problems)

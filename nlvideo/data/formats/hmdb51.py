@@ -9,9 +9,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from nlvideo.data.annotations import Problem
+from nlvideo.data.annotations import Problem, raise_or_collect
 from nlvideo.data.classes import NamedRecord
-from nlvideo.data.formats.base import LayoutData, LayoutOptions, collect, require_root, subdirs
+from nlvideo.data.formats.base import LayoutData, LayoutOptions, require_root, subdirs
 
 SPLITS = "testTrainMulti_7030_splits"
 FLAGS = {"1": "train", "2": "val", "0": None}
@@ -61,7 +61,7 @@ def read(options: LayoutOptions) -> LayoutData:
             if split is not None:
                 rel = f"{label}/{fields[0]}"
                 out[split].append(NamedRecord(str(videos / rel), label, rel))
-    collect(bad, options.problems, str(splits))
+    raise_or_collect(bad, options.problems, str(splits))
     return LayoutData(
         format="hmdb51",
         train=out["train"],

@@ -15,9 +15,9 @@ import os
 import re
 from pathlib import Path
 
-from nlvideo.data.annotations import VIDEO_EXTENSIONS, Problem
+from nlvideo.data.annotations import VIDEO_EXTENSIONS, Problem, raise_or_collect
 from nlvideo.data.classes import NamedRecord, load_classes
-from nlvideo.data.formats.base import LayoutData, LayoutOptions, collect, first_file, require_root
+from nlvideo.data.formats.base import LayoutData, LayoutOptions, first_file, require_root
 
 JSON_FOLDERS = ("", "labels", "annotations")
 PREFIX = "something-something-v2-"  # the release's file names: something-something-v2-train.json
@@ -67,7 +67,7 @@ def read_entries(path: Path, videos: Path, sink: list[Problem] | None) -> list[N
         video_id = str(entry["id"])
         label = template_label(str(entry["template"]))
         records.append(NamedRecord(str(videos / f"{video_id}.webm"), label, video_id))
-    collect(bad, sink, str(path))
+    raise_or_collect(bad, sink, str(path))
     return records
 
 

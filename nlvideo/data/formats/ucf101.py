@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from nlvideo.data.annotations import Problem, parse_video_list
+from nlvideo.data.annotations import Problem, parse_video_list, raise_or_collect
 from nlvideo.data.classes import NamedRecord, load_class_numbering
-from nlvideo.data.formats.base import LayoutData, LayoutOptions, collect, require_root, subdirs
+from nlvideo.data.formats.base import LayoutData, LayoutOptions, require_root, subdirs
 
 LISTS = "ucfTrainTestlist"
 VIDEOS = "UCF-101"
@@ -49,7 +49,7 @@ def read_test_list(path: Path, videos: Path, classes: list[str], sink) -> list[N
             bad.append(Problem("unknown_label", f"{path}:{lineno}", message))
             continue
         records.append(NamedRecord(str(videos / rel), label, rel))
-    collect(bad, sink, str(path))
+    raise_or_collect(bad, sink, str(path))
     return records
 
 
