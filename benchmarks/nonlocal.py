@@ -3,8 +3,9 @@
 All three run in one process on the same input with the same weights. ``--maths slowfast``
 configures ours like pytorchvideo's ``create_nonlocal(instantiation="softmax",
 pool_size=(1, 2, 2))`` (embedded Gaussian, input pooled before phi/g, logits scaled by
-``inter ** -0.5``); ``--maths paper`` runs ours in the paper's maths (phi/g pooled after their
-convs, unscaled logits) against the same pytorchvideo block, which has no such option::
+``inter ** -0.5``; the maths of the authors' released Caffe2 code too); ``--maths paper`` runs
+ours in the maths of the paper's text (phi/g pooled after their convs, unscaled logits) against
+the same pytorchvideo block, which has no such option::
 
     python benchmarks/nonlocal.py --shapes quick --maths both    # CPU
     python benchmarks/nonlocal.py --device cuda --dtype bf16 --shapes full
