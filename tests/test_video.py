@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import logging
+import weakref
 
 import av
 import decord
@@ -188,6 +190,28 @@ def test_decord_reader_works_whatever_bridge_another_library_set(sample_videos, 
         decord.bridge.set_bridge("native")
     assert isinstance(frames, np.ndarray) and [frame_index(f) for f in frames] == [3, 9]
     assert "decord failed" not in caplog.text  # decord itself read them, no PyAV fallback
+
+
+def test_a_decord_read_keeps_no_decoded_batch_alive(sample_videos, monkeypatch):
+    # A long run reads millions of clips: nothing may hold on to the frames decord returned.
+    alive = []
+    get_batch = decord.VideoReader.get_batch
+
+    def recording(self, indices):
+        batch = get_batch(self, indices)
+        alive.append(weakref.ref(batch))
+        return batch
+
+    monkeypatch.setattr(decord.VideoReader, "get_batch", recording)
+    decord.bridge.set_bridge("torch")  # tensors, which can be weakly referenced
+    try:
+        for window in ([3, 9], [10, 11]):
+            frames = read(sample_videos["v60"], window, "decord")
+    finally:
+        decord.bridge.set_bridge("native")
+    del frames
+    gc.collect()
+    assert len(alive) == 2 and all(ref() is None for ref in alive)
 
 
 # ----------------------------------------------------------------------------- other containers

@@ -29,7 +29,6 @@ decord pitfalls handled here (each reproduced in tests/test_video.py):
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 from abc import ABC, abstractmethod
@@ -239,7 +238,6 @@ class PyAVReader(VideoReader):
             self._table = None
 
 
-@functools.cache
 def _to_numpy(batch: object) -> np.ndarray:
     """decord returns its NDArray, or a torch tensor once any library (e.g. pytorchvideo)
     called `decord.bridge.set_bridge("torch")`, which is process-wide."""
