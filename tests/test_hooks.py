@@ -88,7 +88,7 @@ def test_export_mode_gives_the_same_output_and_restores_the_fast_path(mode):
 
 def test_export_mode_keeps_the_queries_in_one_piece_whatever_the_thread_count(monkeypatch):
     """Eager CPU splits a sample's queries by thread count: a jit trace would bake that in."""
-    from nlvideo.models import non_local
+    from nlvideo.models import nl_kernels
 
     calls = []
     sdpa = torch.nn.functional.scaled_dot_product_attention
@@ -99,9 +99,9 @@ def test_export_mode_keeps_the_queries_in_one_piece_whatever_the_thread_count(mo
 
     monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention", spy)
     monkeypatch.setattr(torch, "get_num_threads", lambda: 8)
-    monkeypatch.setattr(non_local, "_MIN_QUERIES_PER_PART", 1)
+    monkeypatch.setattr(nl_kernels, "MIN_QUERIES_PER_PART", 1)
     # The fused kernel (a shape this small would otherwise take two explicit matmuls).
-    monkeypatch.setattr(non_local, "_CPU_EXPLICIT_PAIRS_PER_CHANNEL", 0)
+    monkeypatch.setattr(nl_kernels, "CPU_EXPLICIT_PAIRS_PER_CHANNEL", 0)
     block = NLBlockND(8, mode="embedded").eval()
     x = torch.randn(2, 8, 2, 8, 8)  # 128 queries per sample
     expected = block(x)

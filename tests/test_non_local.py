@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from nlvideo.models import non_local
+from nlvideo.models import nl_kernels
 from nlvideo.models.non_local import NLBlockND
 
 MODES = ("gaussian", "embedded", "dot", "concatenate")
@@ -69,9 +69,9 @@ def kernel(request, monkeypatch):
     """
     split = request.param == "sdpa-split"
     monkeypatch.setattr(torch, "get_num_threads", lambda: 10 if split else 1)
-    monkeypatch.setattr(non_local, "_MIN_QUERIES_PER_PART", 1)
+    monkeypatch.setattr(nl_kernels, "MIN_QUERIES_PER_PART", 1)
     # The test shapes are small: without this the CPU would take two explicit matmuls.
-    monkeypatch.setattr(non_local, "_CPU_EXPLICIT_PAIRS_PER_CHANNEL", 0)
+    monkeypatch.setattr(nl_kernels, "CPU_EXPLICIT_PAIRS_PER_CHANNEL", 0)
     return Kernel(request.param, record_sdpa(monkeypatch))
 
 
@@ -247,7 +247,7 @@ def test_cpu_softmax_kernel_gives_each_thread_a_chunk_of_queries(
     # PyTorch's CPU flash-attention backward only parallelises over batch x heads, so the fast
     # path hands it the queries of each sample as `chunks` pseudo-batch items sharing the keys
     monkeypatch.setattr(torch, "get_num_threads", lambda: 4)
-    monkeypatch.setattr(non_local, "_CPU_EXPLICIT_PAIRS_PER_CHANNEL", 0)  # the fused kernel
+    monkeypatch.setattr(nl_kernels, "CPU_EXPLICIT_PAIRS_PER_CHANNEL", 0)  # the fused kernel
     calls = record_sdpa(monkeypatch)
     block = randomise(NLBlockND(8, mode="embedded", dimension=1, sub_sample=False)).eval()
     x = torch.randn(batch, 8, length, generator=torch.Generator().manual_seed(4))

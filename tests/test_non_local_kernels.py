@@ -11,7 +11,7 @@ import pytest
 import torch
 from test_non_local import randomise, record_sdpa
 
-from nlvideo.models import non_local
+from nlvideo.models import nl_kernels
 from nlvideo.models.non_local import NLBlockND
 
 MATHS = {  # the paper's, and PySlowFast's / pytorchvideo's (pool first, scaled logits)
@@ -62,7 +62,7 @@ def test_softmax_kernel_choice_matches_reference(monkeypatch, mode, maths, dimen
 def test_both_softmax_kernels_match_reference_at_the_same_shape(
     monkeypatch, pairs_per_channel, maths
 ):
-    monkeypatch.setattr(non_local, "_CPU_EXPLICIT_PAIRS_PER_CHANNEL", pairs_per_channel)
+    monkeypatch.setattr(nl_kernels, "CPU_EXPLICIT_PAIRS_PER_CHANNEL", pairs_per_channel)
     calls = record_sdpa(monkeypatch)
     block, x = block_and_input("embedded", maths, 16, 96, dimension=3)
     check_equal_to_reference(block, x)
@@ -71,7 +71,7 @@ def test_both_softmax_kernels_match_reference_at_the_same_shape(
 
 def test_rule_at_the_benchmarked_resnet50_shapes():
     # (L, M, channels of the wider side) of the ResNet-50 NL stages at 224 px, keys pooled 2x2
-    rule = non_local._cpu_explicit_softmax
+    rule = nl_kernels.cpu_explicit_softmax
     for frames in (4, 16, 32):  # res4: 1024 -> 512 channels, 14 x 14
         assert rule(frames * 196, frames * 49, 512)
     assert rule(4 * 784, 4 * 196, 256)  # res3 T4

@@ -15,7 +15,7 @@ kernels that never build it: softmax modes through ``scaled_dot_product_attentio
 memory-lean; except CUDA outside flash/cuDNN's range, fp32 or > 256 channels, where two
 matmuls are faster), ``dot`` through associativity ``theta (phi^T g) / M``, and
 ``concatenate`` sorts the key scores so that each query's sum is two prefix-sum look-ups. On
-CPU the fast path also runs the 1x1 convs as batched GEMMs (``_pointwise``).
+CPU the fast path also runs the 1x1 convs as batched GEMMs (``pointwise``).
 ``forward_reference`` builds the affinity matrix explicitly with the conv modules (tests,
 visualisation).
 """
@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from nlvideo.models.nl_groups import block_diagonal, from_groups, group_count, to_groups
+from nlvideo.models.nl_kernels import concat_attention, dot_attention, pointwise, softmax_attention
 
 MODES = ("gaussian", "embedded", "dot", "concatenate")
 _CONV = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
@@ -35,13 +36,6 @@ _NORM = {1: nn.BatchNorm1d, 2: nn.BatchNorm2d, 3: nn.BatchNorm3d}
 # Paper/seed sub-sampling: spatial 2x2 only (time is kept) for video, 2 for 1-D sequences.
 _DEFAULT_POOL = {1: (2,), 2: (2, 2), 3: (1, 2, 2)}
 _SPATIAL_NAMES = {1: "L", 2: "H, W", 3: "T, H, W"}
-# CPU: fewest queries per pseudo-batch chunk in the fused softmax kernel (see _cpu_query_parts).
-_MIN_QUERIES_PER_PART = 256
-_CUDA_FUSED_MAX_HEAD = 256  # largest head size of PyTorch's flash / cuDNN attention kernels
-# CPU softmax modes: two matmuls (the affinity built, as the reference path does) while the
-# affinity has at most this many entries per sample and per channel of the wider side; the
-# fused kernel above. Fitted with benchmarks/nonlocal.py (see _cpu_explicit_softmax).
-_CPU_EXPLICIT_PAIRS_PER_CHANNEL = 40_000
 
 
 class NLBlockND(nn.Module):
@@ -178,17 +172,17 @@ class NLBlockND(nn.Module):
         if not self.use_fast_path:
             return self.forward_reference(x)[0]
         self._check_input(x)
-        gemm = x.device.type == "cpu"  # 1x1 convs as batched GEMMs (see _pointwise)
+        gemm = x.device.type == "cpu"  # 1x1 convs as batched GEMMs (see pointwise)
         theta, phi, g = self._embed(x, gemm=gemm)
         if self.mode in ("gaussian", "embedded"):
-            y = _softmax_attention(theta, phi, g, self.scale, split=not self.exportable)
+            y = softmax_attention(theta, phi, g, self.scale, split=not self.exportable)
         elif self.mode == "dot":
-            y = _dot_attention(theta, phi, g, self.scale)
+            y = dot_attention(theta, phi, g, self.scale)
         elif self.exportable:  # sort + searchsorted have no ONNX form: the L x M affinity
             y = self._affinity(theta, phi).to(g.dtype) @ g  # (N, L, M) x (N, M, Ci) -> (N, L, Ci)
         else:
             w = self.concat_project.weight.flatten()
-            y = _concat_attention(theta, phi, g, w, self.scale)
+            y = concat_attention(theta, phi, g, w, self.scale)
         return self._output(x, y, gemm=gemm)
 
     def forward_reference(self, x: Tensor) -> tuple[Tensor, Tensor]:
@@ -262,8 +256,8 @@ class NLBlockND(nn.Module):
 
     def _embed(self, x: Tensor, gemm: bool = False) -> tuple[Tensor, Tensor, Tensor]:
         """Queries ``(N, L, Cq)``, keys ``(N, M, Cq)`` and values ``(N, M, Ci)``; ``gemm``
-        applies the 1x1 convs as batched GEMMs (``_pointwise``), else as the conv modules."""
-        conv = _pointwise if gemm else lambda module, t: module(t)
+        applies the 1x1 convs as batched GEMMs (``pointwise``), else as the conv modules."""
+        conv = pointwise if gemm else lambda module, t: module(t)
         if self.mode == "gaussian":
             theta, phi = x, self.pool(x)
             g = conv(self.g, phi) if self.pool_first else self.pool(conv(self.g, x))
@@ -280,142 +274,6 @@ class NLBlockND(nn.Module):
         # (N, L, Ci) -> (N, Ci, *S): a view for the GEMM, which reads it transposed
         y = y.transpose(1, 2)
         if gemm:
-            return x + self.out_norm(_pointwise(self.out_conv, y).view(x.shape))
+            return x + self.out_norm(pointwise(self.out_conv, y).view(x.shape))
         y = y.reshape(x.shape[0], self.inter_channels, *x.shape[2:])
         return x + self.out_norm(self.out_conv(y))
-
-
-def _pointwise(conv: nn.Module, x: Tensor) -> Tensor:
-    """1x1 ``conv`` of ``x`` ``(N, C, *S)`` or ``(N, C, L)`` as one batched GEMM on ``x`` as it
-    lies: ``(N, Cout, *S)``.
-
-    PyTorch runs a 1x1x1 ``Conv3d`` on CPU through its generic unfold kernel (``slow_conv3d``,
-    zero-filled buffers in the backward); the GEMM was 5-18% faster per conv, fwd+bwd, at the
-    res3 / res4 shapes (one thread). The weight is broadcast over the batch as a stride-0 view:
-    ``matmul`` would copy ``x`` to fold the batch into the rows.
-    """
-    n = x.shape[0]
-    weight = conv.weight.flatten(1)  # (Cout, C, 1, ...) -> (Cout, C)
-    # (N, Cout, C) x (N, C, L) -> (N, Cout, L)
-    out = torch.bmm(weight.expand(n, -1, -1), x.flatten(2))
-    if conv.bias is not None:
-        out = out.add_(conv.bias[:, None].to(out.dtype))  # in place: bmm's backward keeps no output
-    return out.view(n, -1, *x.shape[2:])
-
-
-def _softmax_attention(
-    q: Tensor, k: Tensor, v: Tensor, scale: float, *, split: bool = True
-) -> Tensor:
-    """``softmax(q k^T * scale) v`` through the fused SDPA kernel, never materialising L x M.
-
-    q/k/v go in as contiguous ``(N, 1, L, C)``: other strides or unequal head sizes make PyTorch
-    fall back to its math kernel, which builds the full affinity matrix. Zero channels added to
-    the narrower side (gaussian mode: C vs Ci) leave the result unchanged. ``split=False``
-    keeps the queries in one piece (export: no thread count in the graph).
-    """
-    cq, cv = q.shape[-1], v.shape[-1]
-    if q.device.type == "cuda" and not _cuda_fused_attention_fits(q.dtype, max(cq, cv)):
-        return _explicit_softmax(q, k, v, scale)
-    if q.device.type == "cpu" and _cpu_explicit_softmax(q.shape[1], k.shape[1], max(cq, cv)):
-        return _explicit_softmax(q, k, v, scale)
-    if cq < cv:
-        q, k = F.pad(q, (0, cv - cq)), F.pad(k, (0, cv - cq))
-    elif cv < cq:
-        v = F.pad(v, (0, cq - cv))
-    k, v = k.to(q.dtype), v.to(q.dtype)  # autocast may leave them in another dtype
-    n, length, c = q.shape
-    m = k.shape[1]
-    # Eager CPU only: under torch.compile the thread count is a graph break, and Inductor
-    # generates its own kernel anyway.
-    eager_cpu = q.device.type == "cpu" and not torch.compiler.is_compiling()
-    parts = _cpu_query_parts(n, length) if eager_cpu and split else 1
-    pad = -length % parts
-    q = F.pad(q, (0, 0, 0, pad)) if pad else q
-    # (N, L, C) -> (N * P, 1, L / P, C): P query chunks as pseudo-batch items (P = 1 on GPU)
-    q = q.reshape(n * parts, 1, (length + pad) // parts, c).contiguous()
-    # (N, M, C) -> (N * P, 1, M, C): each chunk attends to all keys (P small copies)
-    k, v = (t[:, None, None].expand(n, parts, 1, m, c).reshape(-1, 1, m, c) for t in (k, v))
-    out = F.scaled_dot_product_attention(q, k.contiguous(), v.contiguous(), scale=scale)
-    # (N * P, 1, L / P, C) -> (N, L, Ci)
-    return out.reshape(n, length + pad, c)[:, :length, :cv]
-
-
-def _explicit_softmax(q: Tensor, k: Tensor, v: Tensor, scale: float) -> Tensor:
-    """``softmax(q k^T * scale) v`` as two matmuls: the reference path's maths and memory (one
-    ``L x M`` matrix kept for the backward, scaled in place)."""
-    logits = q @ k.transpose(1, 2).to(q.dtype)  # (N, L, C) x (N, C, M) -> (N, L, M)
-    if scale != 1.0:
-        logits.mul_(scale)  # in place: the matmul's backward needs its inputs, not this
-    return logits.softmax(dim=-1).to(v.dtype) @ v  # (N, L, M) x (N, M, Ci) -> (N, L, Ci)
-
-
-def _cpu_explicit_softmax(length: int, keys: int, channels: int) -> bool:
-    """Whether two matmuls beat the fused kernel on CPU for one sample of this shape.
-
-    Two matmuls run at GEMM speed but stream the ``L x M`` affinity through memory several
-    times; the fused kernel keeps it in cache at a lower arithmetic rate, so the wider the
-    channels, the longer two matmuls win. Measured (fwd+bwd, one thread, CPU time, fused /
-    explicit): 512 channels 1.14 at 784 x 196 pairs, 1.15 at 3136 x 784, 1.01 at 6272 x 1568,
-    1.11 at 12544 x 3136; 256 channels 0.99 at 3136 x 784, 0.98 at 6272 x 1568, 0.77 at
-    12544 x 3136. The bound also caps the affinity's memory (20M entries at 512 channels).
-    """
-    return length * keys <= _CPU_EXPLICIT_PAIRS_PER_CHANNEL * channels
-
-
-def _cuda_fused_attention_fits(dtype: torch.dtype, head_size: int) -> bool:
-    """Whether CUDA's fused attention kernels (flash, cuDNN) take this dtype and head size.
-
-    Outside fp16/bf16 and heads of <= 256 channels SDPA falls back to kernels that, on an H100,
-    ran 1.2-4.6x slower than two matmuls (benchmarks/nonlocal.py at res4 or in fp32).
-    """
-    return dtype in (torch.float16, torch.bfloat16) and head_size <= _CUDA_FUSED_MAX_HEAD
-
-
-def _cpu_query_parts(batch: int, length: int) -> int:
-    """Query chunks per sample that give PyTorch's CPU flash-attention backward a task per thread.
-
-    That backward parallelises over batch x heads only, so a single sample runs on one core;
-    splitting the queries into pseudo-batch items that share the keys restores the threads.
-    """
-    wanted = -(-torch.get_num_threads() // batch)  # ceil
-    return max(1, min(wanted, length // _MIN_QUERIES_PER_PART))
-
-
-def _dot_attention(q: Tensor, k: Tensor, v: Tensor, scale: float) -> Tensor:
-    """``(q k^T * scale / M) v``, in the cheaper order: ``q (k^T v)``, O((L + M) C Ci), unless
-    the affinity is smaller than that, O(L M (C + Ci)), which also means less memory."""
-    (length, c), (m, ci) = q.shape[1:], v.shape[1:]
-    if length * m * (c + ci) < (length + m) * c * ci:
-        logits = q @ k.transpose(1, 2)  # (N, L, C) x (N, C, M) -> (N, L, M)
-        return logits.mul_(scale / m) @ v  # (N, L, M) x (N, M, Ci) -> (N, L, Ci)
-    kv = k.transpose(1, 2) @ v  # (N, C, M) x (N, M, Ci) -> (N, C, Ci)
-    return (q @ kv) * (scale / k.shape[1])  # (N, L, C) x (N, C, Ci) -> (N, L, Ci)
-
-
-def _concat_attention(q: Tensor, k: Tensor, v: Tensor, w: Tensor, scale: float) -> Tensor:
-    """``sum_j ReLU(a_i + b_j) v_j * scale / M`` with ``a = q w1``, ``b = k w2``, in O((L+M) C).
-
-    ``w^T [q_i; k_j] = a_i + b_j``, so term ``j`` is active iff ``b_j > -a_i``. Sorting ``b``
-    descending turns the active set of every query into a prefix, and the sum into
-    ``a_i * sum(v_j) + sum(b_j v_j)`` over that prefix: two cumulative sums and a binary search,
-    no ``L x M`` (let alone ``L x M x C``) tensor. Exact up to rounding; gradients are those of
-    the ReLU form (ties ``b_j = -a_i`` count as inactive, as ``ReLU'(0) = 0``).
-    """
-    out_dtype = v.dtype
-    acc = torch.promote_types(out_dtype, torch.float32)  # prefix sums in >= fp32 under autocast
-    c = q.shape[-1]
-    with torch.autocast(q.device.type, enabled=False):
-        q, k, v, w = q.to(acc), k.to(acc), v.to(acc), w.to(acc)
-        a = q @ w[:c]  # (N, L, C) x (C,) -> (N, L)
-        neg_b, order = torch.sort(-(k @ w[c:]), dim=-1)  # (N, M) ascending -b = descending b
-        v_sorted = v.gather(1, order.unsqueeze(-1).expand_as(v))  # (N, M, Ci)
-        zero = v.new_zeros(v.shape[0], 1, v.shape[2])
-        # (N, M, Ci) -> (N, M + 1, Ci): prefix sums of v and b*v with a leading zero row
-        sum_v = torch.cat([zero, v_sorted.cumsum(dim=1)], dim=1)
-        sum_bv = torch.cat([zero, (-neg_b.unsqueeze(-1) * v_sorted).cumsum(dim=1)], dim=1)
-        # active count per query: #{j: -b_j < a_i}, (N, L)
-        count = torch.searchsorted(neg_b.contiguous(), a.detach().contiguous())
-        index = count.unsqueeze(-1).expand(-1, -1, v.shape[2])  # (N, L) -> (N, L, Ci)
-        y = a.unsqueeze(-1) * sum_v.gather(1, index) + sum_bv.gather(1, index)
-        y = y * (scale / k.shape[1])
-    return y.to(out_dtype)
