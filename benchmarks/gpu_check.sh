@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The GPU checks in one go: CUDA tests, then the Non-local block and whole-model benchmarks.
+# The GPU checks in one go: CUDA tests, the Non-local block and whole-model benchmarks, and a
+# short training run with 16 loader workers (the share of each step spent waiting for data).
 # Run from the repository root on a machine with CUDA, after `pip install -e ".[dev]"`:
 #     bash benchmarks/gpu_check.sh [OUT_DIR]
 # Each step has its own time limit so one slow step cannot starve the others; logs go to OUT_DIR.
@@ -23,4 +24,5 @@ step gpu_tests 120 python3 -m pytest -q -m gpu -p no:cacheprovider tests
 step nonlocal_bf16 120 python3 benchmarks/nonlocal.py --device cuda --dtype bf16 --shapes full
 step nonlocal_fp32 90 python3 benchmarks/nonlocal.py --device cuda --dtype fp32 --shapes full
 step model 200 python3 benchmarks/model.py --device cuda --variants fp32 bf16 bf16-cl3d
+step gpu_box 240 python3 benchmarks/gpu_box.py --workers 16  # share of each step waiting for data
 step model_compile 360 python3 benchmarks/model.py --device cuda --variants bf16-cl3d-compile

@@ -1,0 +1,95 @@
+"""What a GPU box spends waiting for data: a short training run on generated Kinetics-like videos.
+
+    python benchmarks/gpu_box.py [--videos 64] [--workers 16] [--steps 60] [--batch 8] [overrides]
+
+Writes 340x256 H.264 videos (``benchmarks/loader.py``'s, like prepared Kinetics clips) as a
+two-class ``list`` data set, then trains the I3D-NL5 R50 recipe
+(``configs/kinetics400/i3d_nl5_r50_8x8.yaml``: 8x8 clips, decord, 224 px crops made on the
+device) for ``--steps`` steps with ``--workers`` loader workers (bf16 and channels_last_3d on
+CUDA), and prints the trainer's clips/s and the share of each step spent waiting for data, per
+logged window and averaged after the first (issue 23's GPU-box plan: run it when a GPU is lent).
+A check that it runs on CPU: ``--workers 1 --steps 4 --batch 2 model.name=i3d_nl_tiny``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from loader import write_video  # the sibling benchmark's videos (its folder is on sys.path)
+
+from nlvideo.config import load_config
+from nlvideo.pipeline import run_training
+
+RECIPE = Path(__file__).resolve().parents[1] / "configs/kinetics400/i3d_nl5_r50_8x8.yaml"
+
+
+def write_dataset(root: Path, count: int) -> Path:
+    """``count`` videos in two classes and a ``path label`` list naming them."""
+    lines = []
+    for i in range(count):
+        label = "a" if i % 2 == 0 else "b"
+        path = root / label / f"v{i:03d}.mp4"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_video(path, i)
+        lines.append(f"{path} {label}\n")
+    listing = root / "list.txt"
+    listing.write_text("".join(lines))
+    return listing
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--videos", type=int, default=64)
+    parser.add_argument("--workers", type=int, default=16)
+    parser.add_argument("--steps", type=int, default=60)
+    parser.add_argument("--batch", type=int, default=8, help="clips per step (one device)")
+    parser.add_argument("overrides", nargs="*", help="more recipe overrides, key=value")
+    args = parser.parse_args(argv)
+    cuda = torch.cuda.is_available()
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        listing = write_dataset(Path(tmp) / "videos", args.videos)
+        print(f"{args.videos} videos 340x256 written in {time.perf_counter() - start:.0f} s")
+        out = Path(tmp) / "run"
+        overrides = [
+            "data.format=list",
+            f"data.root={listing.parent}",
+            f"data.train_list={listing}",
+            f"data.val_list={listing}",
+            "model.num_classes=2",
+            f"data.num_workers={args.workers}",
+            f"train.batch_size={args.batch}",
+            f"train.max_steps={args.steps}",
+            "train.log_every=5",
+            "train.precise_bn_batches=0",
+            "train.progress=false",
+            f"train.output_dir={out}",
+            *(["train.amp=bf16", "train.channels_last=true"] if cuda else []),
+            *args.overrides,
+        ]
+        run_training(load_config(RECIPE, overrides))
+        records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    windows = [r for r in records if r["kind"] == "train"]
+    if not windows:
+        print("no training window was logged (raise --steps)")
+        return 1
+    device = torch.cuda.get_device_name() if cuda else "cpu"
+    print(f"\n{device}, {args.workers} loader workers, batch {args.batch}")
+    print(f"{'step':>6} {'clips/s':>9} {'data wait':>10}")
+    for r in windows:
+        print(f"{r['step']:6d} {r['clips_per_s']:9.1f} {r['data_wait']:10.0%}")
+    steady = windows[1:] or windows  # the first window holds the workers' start
+    clips = statistics.mean(r["clips_per_s"] for r in steady)
+    wait = statistics.mean(r["data_wait"] for r in steady)
+    print(f"after the first window: {clips:.1f} clips/s, {wait:.0%} of each step waiting for data")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
