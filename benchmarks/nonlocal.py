@@ -14,6 +14,12 @@ the same pytorchvideo block, which has no such option::
 shared machine (other processes' load barely moves it) and equal to wall time x threads when
 the machine is quiet.
 
+``flop/pv`` is the variant's fwd+bwd floating-point work over pytorchvideo's, counted by
+``torch.utils.flop_counter`` on the modules themselves; ``per-FLOP`` = speed x that ratio, the
+speed at equal work. The paper's maths runs the phi/g convs before the pool, on 4x the
+positions: ~1.5x pytorchvideo's work at res4, so its speed there is bounded by ~0.66x at
+pytorchvideo's FLOP rate, and ``per-FLOP`` is the fair comparison.
+
 Peak memory is the extra memory allocated during one forward+backward on top of the inputs and
 weights: on CUDA ``torch.cuda.max_memory_allocated``; on CPU the running maximum of the
 allocation/free events that ``torch.profiler`` records with ``profile_memory=True`` (one extra,
@@ -32,6 +38,7 @@ from contextlib import nullcontext
 import torch
 from pytorchvideo.layers.nonlocal_net import create_nonlocal
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
 from nlvideo.models.non_local import NLBlockND
 
@@ -139,6 +146,13 @@ def peak_memory(step: Callable[[], None], device: torch.device) -> int:
     return peak
 
 
+def flop_count(step: Callable[[], None]) -> int:
+    """Floating-point operations of one fwd+bwd, as ``torch.utils.flop_counter`` counts them."""
+    with FlopCounterMode(display=False) as counter:
+        step()
+    return counter.get_total_flops()
+
+
 def parse_shapes(text: str) -> list[tuple[str, int, int]]:
     if text in SHAPES:
         return SHAPES[text]
@@ -182,7 +196,7 @@ def main() -> None:
     )
     header = (
         f"{'stage':5} {'T':>3} {'N':>2} {'L':>6} {'M':>5} | {'variant':14} {'ms':>9} {'MiB':>8}"
-        f" | {'time/pv':>7} {'mem/pv':>6} {'speed':>6}"
+        f" | {'time/pv':>7} {'mem/pv':>6} {'speed':>6} {'flop/pv':>7} {'per-FLOP':>8}"
     )
     print(header)
     print("-" * len(header))
@@ -194,11 +208,15 @@ def main() -> None:
         x = torch.randn(batch, channels, frames, size, size, device=device, requires_grad=True)
         steps = {k: step_fn(m, x, autocast) for k, m in models.items() if k not in args.skip}
         seconds = time_steps(steps, device, args.repeats, clock)
-        results = {k: (seconds[k], peak_memory(step, device)) for k, step in steps.items()}
+        results = {
+            k: (seconds[k], peak_memory(step, device), flop_count(step))
+            for k, step in steps.items()
+        }
         peer = results.get("pytorchvideo")
-        for name, (seconds, mem) in results.items():
+        for name, (seconds, mem, flops) in results.items():
             ratio = (
                 f"{seconds / peer[0]:7.2f} {mem / peer[1]:6.2f} {peer[0] / seconds:5.2f}x"
+                f" {flops / peer[2]:7.2f} {peer[0] / seconds * flops / peer[2]:7.2f}x"
                 if peer
                 else ""
             )
