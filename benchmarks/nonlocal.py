@@ -15,10 +15,11 @@ shared machine (other processes' load barely moves it) and equal to wall time x 
 the machine is quiet.
 
 ``flop/pv`` is the variant's fwd+bwd floating-point work over pytorchvideo's, counted by
-``torch.utils.flop_counter`` on the modules themselves; ``per-FLOP`` = speed x that ratio, the
-speed at equal work. The paper's maths runs the phi/g convs before the pool, on 4x the
-positions: ~1.5x pytorchvideo's work at res4, so its speed there is bounded by ~0.66x at
-pytorchvideo's FLOP rate, and ``per-FLOP`` is the fair comparison.
+``torch.utils.flop_counter`` on the explicit form of its maths (for ours the reference path:
+the counter misses the fused attention kernel); ``per-FLOP`` = speed x that ratio, the speed at
+equal work. The paper's maths runs the phi/g convs before the pool, on 4x the positions: ~1.5x
+pytorchvideo's work at res4, so at pytorchvideo's FLOP rate its speed there would be ~0.66x,
+and ``per-FLOP`` is the fair comparison.
 
 Peak memory is the extra memory allocated during one forward+backward on top of the inputs and
 weights: on CUDA ``torch.cuda.max_memory_allocated``; on CPU the running maximum of the
@@ -207,9 +208,13 @@ def main() -> None:
             models.update(build_models(channels, device, m))
         x = torch.randn(batch, channels, frames, size, size, device=device, requires_grad=True)
         steps = {k: step_fn(m, x, autocast) for k, m in models.items() if k not in args.skip}
+        # the work of a variant's maths, counted on its explicit form (ours: the reference path)
+        work = {
+            k: flop_count(step_fn(m, x, autocast)) for k, m in models.items() if k[:4] != "ours"
+        }
         seconds = time_steps(steps, device, args.repeats, clock)
         results = {
-            k: (seconds[k], peak_memory(step, device), flop_count(step))
+            k: (seconds[k], peak_memory(step, device), work[k.replace("ours/", "ref/")])
             for k, step in steps.items()
         }
         peer = results.get("pytorchvideo")
