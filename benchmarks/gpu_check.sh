@@ -21,7 +21,7 @@ step() {  # step NAME SECONDS COMMAND...
 nvidia-smi -L
 python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name())"
 step gpu_tests 120 python3 -m pytest -q -m gpu -p no:cacheprovider tests
-step nonlocal_bf16 120 python3 benchmarks/nonlocal.py --device cuda --dtype bf16 --shapes full
+step nonlocal_bf16 180 python3 benchmarks/nonlocal.py --device cuda --dtype bf16 --shapes full --maths both
 step nonlocal_fp32 90 python3 benchmarks/nonlocal.py --device cuda --dtype fp32 --shapes full
 step model 200 python3 benchmarks/model.py --device cuda --variants fp32 bf16 bf16-cl3d
 step gpu_box 240 python3 benchmarks/gpu_box.py --workers 16  # share of each step waiting for data
