@@ -53,6 +53,7 @@ _SHAPE = [
     "optim.warmup_iters=120",
 ]
 _PLAIN = ["model.name=i3d_tiny"]
+_LONG = ["train.iterations=1200", "optim.warmup_iters=120"]  # nl_long: 10/10 seeds take off
 
 
 def _band(lo: int, hi: int) -> list[str]:
@@ -83,7 +84,8 @@ DIAGNOSTIC_ARMS: dict[str, tuple[str, list[str]]] = {
         "NL convs He-initialised (PySlowFast), not PyTorch's default",
         ["model.nl_init=msra"],
     ),
-    "nl_long": ("NL, 1,200 steps", ["train.iterations=1200", "optim.warmup_iters=120"]),
+    "nl_long": ("NL, 1,200 steps", _LONG),
+    "plain_long": ("plain, 1,200 steps", [*_PLAIN, *_LONG]),
 }
 MAIN_ARMS = tuple(ARMS)
 ARMS |= DIAGNOSTIC_ARMS
