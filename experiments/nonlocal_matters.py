@@ -45,15 +45,11 @@ _SIZE64 = [
     "synthetic.min_distance=32",
 ]
 _NEAR = ["synthetic.min_distance=0", "synthetic.max_distance=0"]
+# 1,200 steps with a 120-step warm-up: same_shape's recipe schedule, and nl_long's (10/10 seeds)
+_LONG = ["train.iterations=1200", "optim.warmup_iters=120"]
 # The same_shape task (its own recipe's data and schedule): the comparison of two shapes.
-_SHAPE = [
-    "synthetic.task=same_shape",
-    *_SIZE64,
-    "train.iterations=1200",
-    "optim.warmup_iters=120",
-]
+_SHAPE = ["synthetic.task=same_shape", *_SIZE64, *_LONG]
 _PLAIN = ["model.name=i3d_tiny"]
-_LONG = ["train.iterations=1200", "optim.warmup_iters=120"]  # nl_long: 10/10 seeds take off
 
 
 def _band(lo: int, hi: int) -> list[str]:
