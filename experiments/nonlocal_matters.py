@@ -5,12 +5,15 @@ least 64 px apart) plus a few overrides: the model (i3d_nl_tiny, the plain i3d_t
 i3d_tiny_deep4 with the NL net's parameter budget, GCNet's query-independent global-context
 block in the NL positions) and the data (the far rule, the near control, a distance band
 inside the plain net's reach, 64 px frames that its deepest layer spans whole, and the
-same_shape task). Runs append one JSON line each to ``<out>/results.jsonl``; a run already
-there (same arm, seed and overrides) is skipped, so the experiment can be run in pieces, on
+same_shape task). Runs append one JSON line each to ``<out>/results.jsonl``; a run whose
+training is already there is skipped, so the experiment can be run in pieces, on
 several machines, and resumed after an interruption (an interrupted run also resumes from its
-own ``last.pt``). ``<out>/summary.md`` gets the tables: held-out video accuracy per arm
-(every seed, mean with a 95% t-interval, take-off rate with a 95% Wilson interval, seconds
-per run) and the NL - plain gap per data condition.
+own ``last.pt``). A run is known by what it trains: the recipe resolved with its overrides,
+without its folders (``config_key``). Change the recipe and the old runs no longer count for
+the arms they were run as (the tables list them as left out); two arms that resolve to the
+same training share their runs. ``<out>/summary.md`` gets the tables: held-out video accuracy
+per arm (every seed, mean with a 95% t-interval, take-off rate with a 95% Wilson interval,
+seconds per run) and the NL - plain gap per data condition.
 
 Usage (a run takes ~3-4 min on 2 free CPU cores)::
 
@@ -142,22 +145,46 @@ def wilson(k: int, n: int) -> tuple[float, float]:
 
 # --------------------------------------------------------------------------- runs
 
+# left out of a run's config key: where it lives, and its seed (kept beside the key)
+_NOT_KEYED = (
+    "synthetic.root",
+    "train.output_dir",
+    "train.progress",
+    "synthetic.seed",
+    "train.seed",
+)
+
+
+def training_overrides(arm: str, seed: int, extra: Sequence[str] = ()) -> list[str]:
+    """What one run changes in the recipe: the arm's overrides, ``extra``, then the seed."""
+    return [*ARMS[arm][1], *extra, f"synthetic.seed={seed}", f"train.seed={seed}"]
+
 
 def run_overrides(arm: str, seed: int, out: Path, data_root: Path, extra: Sequence[str]) -> list:
-    """The recipe overrides of one run: the arm's, the seed, its folders, then ``extra``."""
-    overrides = [*ARMS[arm][1], *extra]
-    data = [o for o in overrides if o.startswith("synthetic.")]
+    """The recipe overrides of one run: ``training_overrides``, then its folders."""
+    overrides = training_overrides(arm, seed, extra)
+    data = [o for o in overrides if o.startswith("synthetic.") and "seed=" not in o]
     data_key = "_".join(o.removeprefix("synthetic.").replace("=", "") for o in data) or "far"
-    # runs with extra overrides get their own folder (a resume needs the same config)
-    tag = "_" + hashlib.sha1("\n".join(extra).encode()).hexdigest()[:8] if extra else ""
+    # each training its own folder: a resume needs the same config, a new recipe a new folder
+    folder = f"seed{seed}_{config_key(overrides)}"
     return [
         *overrides,
-        f"synthetic.seed={seed}",
-        f"train.seed={seed}",
         f"synthetic.root={data_root / f'{data_key}_seed{seed}'}",  # shared by arms on that data
-        f"train.output_dir={out / 'runs' / arm / f'seed{seed}{tag}'}",
+        f"train.output_dir={out / 'runs' / arm / folder}",
         "train.progress=false",
     ]
+
+
+def config_key(overrides: Sequence[str], recipe: Path = RECIPE) -> str:
+    """What a run trains but its seed, as a short hash: the recipe with ``overrides``."""
+    from nlvideo.config import config_to_dict, load_config
+
+    resolved = config_to_dict(load_config(recipe, overrides))
+    for dotted in _NOT_KEYED:
+        section, key = dotted.split(".")
+        resolved[section].pop(key)
+    text = json.dumps(resolved, sort_keys=True, default=str)
+    return hashlib.sha1(text.encode()).hexdigest()[:12]
 
 
 def train_one(overrides: list[str]) -> dict[str, Any]:
@@ -308,21 +335,26 @@ def run_all(
     data_root: Path | None = None,
     train: Callable[[list[str]], dict[str, Any]] = train_one,
 ) -> list[dict[str, Any]]:
-    """Run every (arm, seed) not yet in ``out/results.jsonl``, appending one line per run."""
+    """Run every (arm, seed) whose training is not yet in ``out/results.jsonl``, one line each."""
     out.mkdir(parents=True, exist_ok=True)
     path = out / "results.jsonl"
     data_root = data_root or out / "data"
-    done = {(r["arm"], r["seed"], tuple(r["overrides"])) for r in load_results(path)}
+    done = {(r["seed"], r["config"]): r["arm"] for r in load_results(path) if "config" in r}
     for seed in seeds:  # seed-major: a partial run has every arm on the first seeds
         for arm in arms:
             overrides = run_overrides(arm, seed, out, data_root, extra)
-            if (arm, seed, tuple(overrides)) in done:
-                print(f"{arm} seed {seed}: done already, skipped", flush=True)
+            key = config_key(overrides)
+            if (seed, key) in done:
+                print(
+                    f"{arm} seed {seed}: done already (as {done[seed, key]}), skipped", flush=True
+                )
                 continue
-            result = {"arm": arm, "seed": seed, "overrides": overrides, **train(overrides)}
+            result = {"arm": arm, "seed": seed, "overrides": overrides, "config": key}
+            result |= train(overrides)
             result["extra"] = list(extra)  # summary rows keep these runs apart
             with open(path, "a") as f:
                 f.write(json.dumps(result) + "\n")
+            done[seed, key] = arm
             print(
                 f"{arm} seed {seed}: video top-1 {result['video_top1']:.3f} "
                 f"({result['seconds'] / 60:.1f} min)",
@@ -338,32 +370,57 @@ def _pct(x: float) -> str:
     return "n/a" if x != x else f"{100 * x:.1f}"
 
 
-def summary_tables(results: Sequence[dict[str, Any]]) -> str:
-    """Markdown: one row per arm (every seed), then the NL - plain gap per data condition."""
+def current_key(arm: str, extra: tuple[str, ...] = ()) -> str:
+    """The config key of ``arm`` (with ``extra``) under today's recipe."""
+    return config_key(training_overrides(arm, 0, extra))
+
+
+def summary_tables(
+    results: Sequence[dict[str, Any]],
+    key_of: Callable[[str, tuple[str, ...]], str] = current_key,
+) -> str:
+    """Markdown: one row per arm (every seed), then the NL - plain gap per data condition.
+
+    A row holds the runs that trained what the arm trains today (``key_of``): a run counts for
+    every arm that resolves to its training, and a run of an earlier recipe for none (its count
+    is printed under the table).
+    """
+    by_key = {(r["seed"], r["config"]): r for r in results if "config" in r}
+    seeds = sorted({r["seed"] for r in results})
+    extras = sorted({tuple(r.get("extra") or ()) for r in results} | {()})
     by_arm: dict[str, list[dict[str, Any]]] = {}
-    for r in results:  # a run with extra overrides is a row of its own: "arm + key=value"
-        extra = r.get("extra") or []
-        by_arm.setdefault(" + ".join([r["arm"], *extra]), []).append(r)
+    used: set[str] = set()
+    for extra in extras:  # a run with extra overrides is a row of its own: "arm + key=value"
+        for arm in ARMS:
+            key = key_of(arm, extra)
+            runs = [by_key[s, key] for s in seeds if (s, key) in by_key]
+            if runs:
+                by_arm[" + ".join([arm, *extra])] = runs
+                used |= {(r["seed"], key) for r in runs}
     lines = [
         "| arm | what | params | seeds: held-out video accuracy (%) | mean ± 95% CI | "
         f"took off (>= {100 * TAKE_OFF:.0f}%) | train acc | s / run |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for arm in [a for a in ARMS if a in by_arm] + sorted(set(by_arm) - set(ARMS)):
-        runs = sorted(by_arm[arm], key=lambda r: r["seed"])
+    for label, runs in by_arm.items():
+        arm = label.split(" + ")[0]
         accs = [r["video_top1"] for r in runs]
         mean, half = mean_interval(accs)
         k = sum(a >= TAKE_OFF for a in accs)
         lo, hi = wilson(k, len(accs))
-        seeds = " / ".join(f"{r['seed']}: {_pct(r['video_top1'])}" for r in runs)
+        seed_cells = " / ".join(f"{r['seed']}: {_pct(r['video_top1'])}" for r in runs)
         train = [r["train_acc"] for r in runs if r.get("train_acc") is not None]
         params = f"{runs[0]['params']:,}" if runs[0].get("params") else "?"
         lines.append(
-            f"| {arm} | {ARMS.get(runs[0]['arm'], ('?',))[0]} | {params} | {seeds} | "
+            f"| {label} | {ARMS[arm][0]} | {params} | {seed_cells} | "
             f"{_pct(mean)} ± {_pct(half)} | {k}/{len(accs)} [{_pct(lo)}, {_pct(hi)}] | "
             f"{_pct(statistics.fmean(train)) if train else 'n/a'} | "
             f"{statistics.fmean(r['seconds'] for r in runs):.0f} |"
         )
+    left_out = [r for r in results if (r["seed"], r.get("config")) not in used]
+    if left_out:
+        names = ", ".join(f"{r['arm']} seed {r['seed']}" for r in left_out)
+        lines += ["", f"Left out, trained under another recipe or arm definition: {names}."]
     lines += ["", "| data condition | NL mean | plain mean | gap NL - plain ± 95% CI (Welch) |"]
     lines.append("|---|---|---|---|")
     for condition, (nl_arm, plain_arm) in CONDITIONS.items():

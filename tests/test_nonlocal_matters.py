@@ -65,7 +65,39 @@ def test_runs_already_in_the_results_are_skipped(tmp_path):
     ]  # fmt: skip
 
 
+def test_a_run_is_known_by_what_it_trains_not_by_its_arm_or_folders(tmp_path, monkeypatch):
+    monkeypatch.setitem(nm.ARMS, "nl_again", ("the recipe as it is", ["train.seed=9"]))
+    calls = []
+
+    def fake_train(overrides):
+        calls.append(overrides)
+        return {"video_top1": 0.9, "seconds": 1.0}
+
+    nm.run_all(["nl"], [0], tmp_path, train=fake_train)
+    nm.run_all(["nl_again"], [0], tmp_path, data_root=tmp_path / "elsewhere", train=fake_train)
+    assert len(calls) == 1  # the same training (the seed is set after the arm's overrides)
+    assert nm.config_key(["train.iterations=7"]) != nm.config_key([])
+    assert nm.config_key(["train.output_dir=x", "synthetic.root=y"]) == nm.config_key([])
+
+
+def test_the_summary_counts_a_run_for_every_arm_that_trains_it_and_leaves_out_old_recipes(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setitem(nm.ARMS, "nl_again", ("the recipe as it is", []))
+    results = nm.run_all(
+        ["nl", "plain"], [0], tmp_path, train=lambda o: {"video_top1": 0.75, "seconds": 1.0}
+    )
+    results[1]["config"] = "0123456789ab"  # the plain run of an earlier recipe
+    table = nm.summary_tables(results)
+    rows = [line for line in table.splitlines() if line.startswith("| nl")]
+    assert [row.split(" | ")[0] for row in rows] == ["| nl", "| nl_again"]
+    assert all("0: 75.0" in row for row in rows)
+    assert not any(line.startswith("| plain |") for line in table.splitlines())
+    assert "Left out, trained under another recipe or arm definition: plain seed 0." in table
+
+
 def test_the_summary_lists_every_seed_the_take_off_rate_and_the_gap():
+    keys = {"nl": "nl-key", "plain": "plain-key"}
     results = [
         {"arm": "nl", "seed": s, "video_top1": a, "seconds": 60.0, "train_acc": 1.0, "params": 9}
         for s, a in enumerate([0.98, 0.99, 0.48, 1.0])
@@ -73,11 +105,14 @@ def test_the_summary_lists_every_seed_the_take_off_rate_and_the_gap():
         {"arm": "plain", "seed": s, "video_top1": a, "seconds": 30.0, "train_acc": 0.8}
         for s, a in enumerate([0.51, 0.50, 0.55])
     ]
-    table = nm.summary_tables(results)
+    for r in results:
+        r["config"] = keys[r["arm"]]
+    table = nm.summary_tables(results, key_of=lambda arm, extra: keys.get(arm, arm))
     nl_row = next(line for line in table.splitlines() if line.startswith("| nl |"))
     assert "0: 98.0 / 1: 99.0 / 2: 48.0 / 3: 100.0" in nl_row
     assert "3/4" in nl_row and "| 60 |" in nl_row
     assert "| 96 px, >= 64 px apart | 86.2 (n=4) | 52.0 (n=3) |" in table
+    assert "Left out" not in table
 
 
 def test_the_intervals_equal_scipys():
