@@ -390,9 +390,12 @@ def summary_tables(
     extras = sorted({tuple(r.get("extra") or ()) for r in results} | {()})
     by_arm: dict[str, list[dict[str, Any]]] = {}
     used: set[str] = set()
+    plain_keys = {arm: key_of(arm, ()) for arm in ARMS}
     for extra in extras:  # a run with extra overrides is a row of its own: "arm + key=value"
         for arm in ARMS:
-            key = key_of(arm, extra)
+            key = key_of(arm, extra) if extra else plain_keys[arm]
+            if extra and key == plain_keys[arm]:
+                continue  # overrides that change nothing: the arm's own row has these runs
             runs = [by_key[s, key] for s in seeds if (s, key) in by_key]
             if runs:
                 by_arm[" + ".join([arm, *extra])] = runs

@@ -200,3 +200,15 @@ def test_runs_with_extra_overrides_get_a_row_of_their_own(tmp_path):
     assert len(rows) == 2
     assert "0: 50.0 / 1: 50.0" in rows[0]
     assert rows[1].startswith("| nl + optim.lr=0.001 | i3d_nl_tiny") and "0: 90.0 |" in rows[1]
+
+
+def test_extra_overrides_that_change_nothing_get_no_row_of_their_own(tmp_path):
+    def fake_train(overrides):
+        return {"video_top1": 0.7, "seconds": 1.0}
+
+    # the recipe's own batch size: the same training as the plain arm, so no second run either
+    nm.run_all(["nl"], [0], tmp_path, train=fake_train)
+    results = nm.run_all(["nl"], [0, 1], tmp_path, extra=["train.batch_size=32"], train=fake_train)
+    assert len(results) == 2
+    rows = [line for line in nm.summary_tables(results).splitlines() if line.startswith("| nl")]
+    assert len(rows) == 1 and "0: 70.0 / 1: 70.0" in rows[0]
