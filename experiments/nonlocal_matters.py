@@ -426,16 +426,17 @@ def summary_tables(
         lines += ["", f"Left out, trained under another recipe or arm definition: {names}."]
     lines += ["", "| data condition | NL mean | plain mean | gap NL - plain ± 95% CI (Welch) |"]
     lines.append("|---|---|---|---|")
-    for condition, (nl_arm, plain_arm) in CONDITIONS.items():
-        a = [r["video_top1"] for r in by_arm.get(nl_arm, [])]
-        b = [r["video_top1"] for r in by_arm.get(plain_arm, [])]
-        if not a or not b:
-            continue
-        gap, half = gap_interval(a, b)
-        lines.append(
-            f"| {condition} | {_pct(statistics.fmean(a))} (n={len(a)}) | "
-            f"{_pct(statistics.fmean(b))} (n={len(b)}) | {_pct(gap)} ± {_pct(half)} |"
-        )
+    for extra in extras:  # the gap under the same extra overrides only
+        for condition, (nl_arm, plain_arm) in CONDITIONS.items():
+            a = [r["video_top1"] for r in by_arm.get(" + ".join([nl_arm, *extra]), [])]
+            b = [r["video_top1"] for r in by_arm.get(" + ".join([plain_arm, *extra]), [])]
+            if not a or not b:
+                continue
+            gap, half = gap_interval(a, b)
+            lines.append(
+                f"| {' + '.join([condition, *extra])} | {_pct(statistics.fmean(a))} (n={len(a)}) | "
+                f"{_pct(statistics.fmean(b))} (n={len(b)}) | {_pct(gap)} ± {_pct(half)} |"
+            )
     return "\n".join(lines)
 
 
