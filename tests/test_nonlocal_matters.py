@@ -216,14 +216,14 @@ def test_extra_overrides_that_change_nothing_get_no_row_of_their_own(tmp_path):
 
 def test_the_gap_table_compares_arms_under_the_same_extra_overrides_only(tmp_path):
     def fake_train(overrides):
-        short = "train.iterations=600" in overrides
+        short = "train.iterations=300" in overrides
         nl = "model.name=i3d_tiny" not in overrides
         return {"video_top1": (0.9 if short else 1.0) if nl else 0.5, "seconds": 1.0}
 
     nm.run_all(["nl", "plain"], [0, 1], tmp_path, train=fake_train)
     results = nm.run_all(
-        ["nl", "plain"], [0, 1], tmp_path, extra=["train.iterations=600"], train=fake_train
+        ["nl", "plain"], [0, 1], tmp_path, extra=["train.iterations=300"], train=fake_train
     )
     table = nm.summary_tables(results)
     assert "| 96 px, >= 64 px apart | 100.0 (n=2) | 50.0 (n=2) |" in table
-    assert "| 96 px, >= 64 px apart + train.iterations=600 | 90.0 (n=2) | 50.0 (n=2) |" in table
+    assert "| 96 px, >= 64 px apart + train.iterations=300 | 90.0 (n=2) | 50.0 (n=2) |" in table
