@@ -6,14 +6,14 @@ i3d_tiny_deep4 with the NL net's parameter budget, GCNet's query-independent glo
 block in the NL positions) and the data (the far rule, the near control, a distance band
 inside the plain net's reach, 64 px frames that its deepest layer spans whole, and the
 same_shape task). Runs append one JSON line each to ``<out>/results.jsonl``; a run whose
-training is already there is skipped, so the experiment can be run in pieces, on
-several machines, and resumed after an interruption (an interrupted run also resumes from its
-own ``last.pt``). A run is known by what it trains: the recipe resolved with its overrides,
-without its folders (``config_key``). Change the recipe and the old runs no longer count for
-the arms they were run as (the tables list them as left out); two arms that resolve to the
-same training share their runs. ``<out>/summary.md`` gets the tables: held-out video accuracy
-per arm (every seed, mean with a 95% t-interval, take-off rate with a 95% Wilson interval,
-seconds per run) and the NL - plain gap per data condition.
+training is already there is skipped, so the experiment can be run in pieces, on several
+machines, and resumed after an interruption (an interrupted run also resumes from its own
+``last.pt``). A run is known by what it trains: the recipe resolved with its overrides,
+without its folders and seed (``config_key``; the seed is kept beside it). Change the recipe
+and the old runs no longer count for the arms they were run as (the tables list them as left
+out); two arms that resolve to the same training share their runs. ``<out>/summary.md`` gets
+the tables: held-out video accuracy per arm (every seed, mean with a 95% t-interval, take-off
+rate with a 95% Wilson interval, seconds per run) and the NL - plain gap per data condition.
 
 Usage (a run takes ~10-15 min on 2 free CPU cores)::
 
@@ -378,14 +378,14 @@ def summary_tables(
     """Markdown: one row per arm (every seed), then the NL - plain gap per data condition.
 
     A row holds the runs that trained what the arm trains today (``key_of``): a run counts for
-    every arm that resolves to its training, and a run of an earlier recipe for none (its count
-    is printed under the table).
+    every arm that resolves to its training, and a run of an earlier recipe for none (listed
+    under the table).
     """
     by_key = {(r["seed"], r["config"]): r for r in results if "config" in r}
     seeds = sorted({r["seed"] for r in results})
     extras = sorted({tuple(r.get("extra") or ()) for r in results} | {()})
     by_arm: dict[str, list[dict[str, Any]]] = {}
-    used: set[str] = set()
+    used: set[tuple[int, str]] = set()  # (seed, config key) of the runs in some row
     plain_keys = {arm: key_of(arm, ()) for arm in ARMS}
     for extra in extras:  # a run with extra overrides is a row of its own: "arm + key=value"
         for arm in ARMS:
