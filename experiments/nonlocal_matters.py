@@ -174,11 +174,11 @@ def run_overrides(arm: str, seed: int, out: Path, data_root: Path, extra: Sequen
 def config_key(overrides: Sequence[str], recipe: Path = RECIPE) -> str:
     """What a run trains but its seed, as a short hash: the recipe with ``overrides``."""
     from nlvideo.config import config_to_dict, load_config
+    from nlvideo.engine.resume import flatten
 
-    resolved = config_to_dict(load_config(recipe, overrides))
+    resolved = flatten(config_to_dict(load_config(recipe, overrides)))
     for dotted in _NOT_KEYED:
-        section, key = dotted.split(".")
-        resolved[section].pop(key)
+        del resolved[dotted]
     text = json.dumps(resolved, sort_keys=True, default=str)
     return hashlib.sha1(text.encode()).hexdigest()[:12]
 
