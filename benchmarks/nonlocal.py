@@ -9,6 +9,11 @@ the same pytorchvideo block, which has no such option::
 
     python benchmarks/nonlocal.py --shapes quick --maths both    # CPU
     python benchmarks/nonlocal.py --device cuda --dtype bf16 --shapes full
+    python benchmarks/nonlocal.py --kernels ...   # + ours with each softmax kernel forced
+
+``--kernels`` adds ``ours-fused`` and ``ours-explicit``: the fast path with the fused SDPA
+kernel or two matmuls forced, so that one run shows which kernel wins at every shape (the
+rule in ``nlvideo/models/nl_kernels.py`` is fitted on that).
 
 ``--clock cpu`` times with the process's CPU time instead of the wall clock: steadier on a
 shared machine (other processes' load barely moves it) and equal to wall time x threads when
@@ -64,9 +69,10 @@ MATHS = {"slowfast": {"pool_first": True, "scale_logits": True}, "paper": {}}
 
 
 def build_models(
-    channels: int, device: torch.device, maths: str = "slowfast"
+    channels: int, device: torch.device, maths: str = "slowfast", kernels: bool = False
 ) -> dict[str, nn.Module]:
-    """Ours (fast, reference) and pytorchvideo's block with identical random weights."""
+    """Ours (fast, reference) and pytorchvideo's block with identical random weights; with
+    ``kernels`` also ours with each softmax kernel forced (``ours-fused``, ``ours-explicit``)."""
     peer = create_nonlocal(
         dim_in=channels, dim_inner=channels // 2, pool_size=(1, 2, 2), instantiation="softmax"
     )
@@ -87,7 +93,17 @@ def build_models(
     )
     reference.load_state_dict(ours.state_dict())
     models = {f"ours/{maths}": ours, f"ref/{maths}": reference, "pytorchvideo": peer}
+    for kernel in ("fused", "explicit") if kernels else ():
+        forced = NLBlockND(channels, channels // 2, "embedded", 3, **MATHS[maths])
+        forced.load_state_dict(ours.state_dict())
+        forced.softmax_kernel = kernel
+        models[f"ours-{kernel}/{maths}"] = forced
     return {k: m.to(device).train() for k, m in models.items()}
+
+
+def reference_of(name: str) -> str:
+    """``ours/paper``, ``ours-fused/paper`` -> ``ref/paper``: the explicit path of that maths."""
+    return "ref/" + name.split("/", 1)[1] if name.startswith("ours") else name
 
 
 def step_fn(model: nn.Module, x: torch.Tensor, autocast: torch.dtype | None) -> Callable[[], None]:
@@ -182,6 +198,9 @@ def main() -> None:
     parser.add_argument("--clock", choices=["wall", "cpu"], default="wall")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (torch default)")
     parser.add_argument("--skip", nargs="*", default=[], help="variants to leave out")
+    parser.add_argument(
+        "--kernels", action="store_true", help="also ours with each softmax kernel forced"
+    )
     args = parser.parse_args()
     device = torch.device(args.device)
     if args.threads:
@@ -196,7 +215,7 @@ def main() -> None:
         f"torch={torch.__version__} clock={args.clock} load average {os.getloadavg()[0]:.1f}"
     )
     header = (
-        f"{'stage':5} {'T':>3} {'N':>2} {'L':>6} {'M':>5} | {'variant':14} {'ms':>9} {'MiB':>8}"
+        f"{'stage':5} {'T':>3} {'N':>2} {'L':>6} {'M':>5} | {'variant':22} {'ms':>9} {'MiB':>8}"
         f" | {'time/pv':>7} {'mem/pv':>6} {'speed':>6} {'flop/pv':>7} {'per-FLOP':>8}"
     )
     print(header)
@@ -205,7 +224,7 @@ def main() -> None:
         channels, size = STAGES[stage]
         models = {}
         for m in maths:
-            models.update(build_models(channels, device, m))
+            models.update(build_models(channels, device, m, args.kernels))
         x = torch.randn(batch, channels, frames, size, size, device=device, requires_grad=True)
         steps = {k: step_fn(m, x, autocast) for k, m in models.items() if k not in args.skip}
         # the work of a variant's maths, counted on its explicit form (ours: the reference path)
@@ -214,7 +233,7 @@ def main() -> None:
         }
         seconds = time_steps(steps, device, args.repeats, clock)
         results = {
-            k: (seconds[k], peak_memory(step, device), work[k.replace("ours/", "ref/")])
+            k: (seconds[k], peak_memory(step, device), work[reference_of(k)])
             for k, step in steps.items()
         }
         peer = results.get("pytorchvideo")
@@ -225,11 +244,11 @@ def main() -> None:
                 if peer
                 else ""
             )
-            ref = results.get(name.replace("ours/", "ref/")) if name.startswith("ours/") else None
+            ref = results.get(reference_of(name)) if name.startswith("ours") else None
             vs_ref = f" | {seconds / ref[0]:.2f} time, {mem / ref[1]:.2f} mem of ref" if ref else ""
             print(
                 f"{stage:5} {frames:3d} {batch:2d} {frames * size * size:6d} "
-                f"{frames * size * size // 4:5d} | {name:14} {seconds * 1e3:9.1f} "
+                f"{frames * size * size // 4:5d} | {name:22} {seconds * 1e3:9.1f} "
                 f"{mem / 2**20:8.1f} | {ratio}{vs_ref}"
             )
         del models, x

@@ -69,6 +69,24 @@ def test_both_softmax_kernels_match_reference_at_the_same_shape(
     assert bool(calls) == (pairs_per_channel == 0)
 
 
+@pytest.mark.parametrize("kernel", ["fused", "explicit"])
+@pytest.mark.parametrize("maths", sorted(MATHS))
+@pytest.mark.parametrize("length", [64, 2048])  # below and above the CPU rule's bound
+def test_a_forced_softmax_kernel_runs_and_matches_reference(monkeypatch, kernel, maths, length):
+    calls = record_sdpa(monkeypatch)
+    block, x = block_and_input("embedded", maths, 32, length, inter=16)
+    block.softmax_kernel = kernel
+    check_equal_to_reference(block, x)
+    assert bool(calls) == (kernel == "fused")
+
+
+def test_an_unknown_softmax_kernel_is_an_error():
+    block, x = block_and_input("embedded", "paper", 32, 64, inter=16)
+    block.softmax_kernel = "flash"
+    with pytest.raises(ValueError, match="flash"):
+        block(x)
+
+
 def test_rule_at_the_benchmarked_resnet50_shapes():
     # (L, M, channels of the wider side) of the ResNet-50 NL stages at 224 px, keys pooled 2x2
     rule = nl_kernels.cpu_explicit_softmax

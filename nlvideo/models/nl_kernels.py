@@ -40,9 +40,31 @@ def pointwise(conv: nn.Module, x: Tensor) -> Tensor:
     return out.view(n, -1, *x.shape[2:])
 
 
+SOFTMAX_KERNELS = ("auto", "fused", "explicit")
+
+
 def softmax_attention(
-    q: Tensor, k: Tensor, v: Tensor, scale: float, *, split: bool = True
+    q: Tensor, k: Tensor, v: Tensor, scale: float, *, split: bool = True, kernel: str = "auto"
 ) -> Tensor:
+    """``softmax(q k^T * scale) v``: two explicit matmuls where they are faster for this shape
+    and device (``explicit_pays``), else the fused kernel. ``kernel`` forces one of them
+    (``"fused"`` / ``"explicit"``: benchmarks and tests compare both at the same shape)."""
+    if kernel not in SOFTMAX_KERNELS:
+        raise ValueError(f"softmax kernel expected one of {SOFTMAX_KERNELS}, got {kernel!r}")
+    if kernel == "explicit" or (kernel == "auto" and explicit_pays(q, k, v)):
+        return explicit_softmax(q, k, v, scale)
+    return fused_softmax(q, k, v, scale, split=split)
+
+
+def explicit_pays(q: Tensor, k: Tensor, v: Tensor) -> bool:
+    """Whether two matmuls beat the fused kernel for these ``(N, L, C)`` / ``(N, M, C)`` inputs."""
+    channels = max(q.shape[-1], v.shape[-1])
+    if q.device.type == "cuda":
+        return not cuda_fused_attention_fits(q.dtype, channels)
+    return q.device.type == "cpu" and cpu_explicit_softmax(q.shape[1], k.shape[1], channels)
+
+
+def fused_softmax(q: Tensor, k: Tensor, v: Tensor, scale: float, *, split: bool = True) -> Tensor:
     """``softmax(q k^T * scale) v`` through the fused SDPA kernel, never materialising L x M.
 
     q/k/v go in as contiguous ``(N, 1, L, C)``: other strides or unequal head sizes make PyTorch
@@ -51,10 +73,6 @@ def softmax_attention(
     keeps the queries in one piece (export: no thread count in the graph).
     """
     cq, cv = q.shape[-1], v.shape[-1]
-    if q.device.type == "cuda" and not cuda_fused_attention_fits(q.dtype, max(cq, cv)):
-        return explicit_softmax(q, k, v, scale)
-    if q.device.type == "cpu" and cpu_explicit_softmax(q.shape[1], k.shape[1], max(cq, cv)):
-        return explicit_softmax(q, k, v, scale)
     if cq < cv:
         q, k = F.pad(q, (0, cv - cq)), F.pad(k, (0, cv - cq))
     elif cv < cq:

@@ -68,9 +68,12 @@ class NLBlockND(nn.Module):
             jit trace would bake it in; torch.export skips it anyway), and ``concatenate``
             through its ``L x M`` affinity (its sort / searchsorted path has no ONNX form).
             Off by default; see ``nlvideo.models.hooks.export_mode``.
+        softmax_kernel: ``"auto"`` (the kernel rule of ``nl_kernels.softmax_attention``), or
+            ``"fused"`` / ``"explicit"`` to force one: benchmarks time both at every shape.
     """
 
     exportable: bool = False
+    softmax_kernel: str = "auto"
 
     def __init__(
         self,
@@ -175,7 +178,8 @@ class NLBlockND(nn.Module):
         gemm = x.device.type == "cpu"  # 1x1 convs as batched GEMMs (see pointwise)
         theta, phi, g = self._embed(x, gemm=gemm)
         if self.mode in ("gaussian", "embedded"):
-            y = softmax_attention(theta, phi, g, self.scale, split=not self.exportable)
+            kernel, split = self.softmax_kernel, not self.exportable
+            y = softmax_attention(theta, phi, g, self.scale, split=split, kernel=kernel)
         elif self.mode == "dot":
             y = dot_attention(theta, phi, g, self.scale)
         elif self.exportable:  # sort + searchsorted have no ONNX form: the L x M affinity
