@@ -8,7 +8,7 @@ two-class ``list`` data set, then trains the I3D-NL5 R50 recipe
 device) for ``--steps`` steps with ``--workers`` loader workers (bf16 and channels_last_3d on
 CUDA), and prints the trainer's clips/s and the share of each step spent waiting for data, per
 logged window and averaged after the first (issue 23's GPU-box plan: run it when a GPU is lent).
-A check that it runs on CPU: ``--workers 1 --steps 4 --batch 2 model.name=i3d_nl_tiny``.
+A check that it runs on CPU: ``--workers 1 --steps 10 --batch 2 --videos 4 model.name=i3d_nl_tiny``.
 """
 
 from __future__ import annotations

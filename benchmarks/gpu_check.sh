@@ -20,9 +20,12 @@ step() {  # step NAME SECONDS COMMAND...
 
 nvidia-smi -L
 python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name())"
+echo "cores: $(nproc); /dev/shm: $(df -h /dev/shm | awk 'NR == 2 {print $2}')"
+# Most wanted first: the kernel rule (every shape, each softmax kernel forced), the model's
+# clips/s, the loader workers against it, the CUDA tests; compilation (slow) last.
+step nonlocal_bf16 150 python3 benchmarks/nonlocal.py --device cuda --dtype bf16 --shapes full --maths both --kernels --repeats 5
+step nonlocal_fp32 90 python3 benchmarks/nonlocal.py --device cuda --dtype fp32 --shapes full --maths both --kernels --repeats 5
+step model 150 python3 benchmarks/model.py --device cuda --variants fp32 bf16 bf16-cl3d
+step gpu_box 150 python3 benchmarks/gpu_box.py --workers 16  # share of each step waiting for data
 step gpu_tests 120 python3 -m pytest -q -m gpu -p no:cacheprovider tests
-step nonlocal_bf16 180 python3 benchmarks/nonlocal.py --device cuda --dtype bf16 --shapes full --maths both
-step nonlocal_fp32 90 python3 benchmarks/nonlocal.py --device cuda --dtype fp32 --shapes full
-step model 200 python3 benchmarks/model.py --device cuda --variants fp32 bf16 bf16-cl3d
-step gpu_box 240 python3 benchmarks/gpu_box.py --workers 16  # share of each step waiting for data
-step model_compile 360 python3 benchmarks/model.py --device cuda --variants bf16-cl3d-compile
+step model_compile 240 python3 benchmarks/model.py --device cuda --variants bf16-cl3d-compile
