@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -41,6 +40,13 @@ def write_dataset(root: Path, count: int) -> Path:
     listing = root / "list.txt"
     listing.write_text("".join(lines))
     return listing
+
+
+def batch_clips(record: dict, windows: list[dict], batch: int) -> int:
+    """Clips trained in one logged window: its steps since the previous window times the batch."""
+    index = windows.index(record)
+    previous = windows[index - 1]["step"] if index else 0
+    return (record["step"] - previous) * batch
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -85,9 +91,15 @@ def main(argv: list[str] | None = None) -> int:
     for r in windows:
         print(f"{r['step']:6d} {r['clips_per_s']:9.1f} {r['data_wait']:10.0%}")
     steady = windows[1:] or windows  # the first window holds the workers' start
-    clips = statistics.mean(r["clips_per_s"] for r in steady)
-    wait = statistics.mean(r["data_wait"] for r in steady)
-    print(f"after the first window: {clips:.1f} clips/s, {wait:.0%} of each step waiting for data")
+    # Totals, not means of window rates: a burst of ready batches makes a short, fast window.
+    clips = [batch_clips(r, windows, args.batch) for r in steady]
+    seconds = [c / r["clips_per_s"] for c, r in zip(clips, steady, strict=True)]
+    waited = sum(s * r["data_wait"] for s, r in zip(seconds, steady, strict=True))
+    rate, total = sum(clips) / sum(seconds), sum(seconds)
+    print(
+        f"after the first window: {rate:.1f} clips/s over {total:.1f} s, {waited / total:.0%} of "
+        f"the time waiting for data ({rate / max(args.workers, 1):.1f} clips/s per worker)"
+    )
     return 0
 
 
