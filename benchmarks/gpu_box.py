@@ -8,7 +8,10 @@ two-class ``list`` data set, then trains the I3D-NL5 R50 recipe
 device) for ``--steps`` steps with ``--workers`` loader workers (bf16 and channels_last_3d on
 CUDA), and prints the trainer's clips/s and the share of each step spent waiting for data, per
 logged window and averaged after the first (issue 23's GPU-box plan: run it when a GPU is lent).
-A check that it runs on CPU: ``--workers 1 --steps 10 --batch 2 --videos 4 model.name=i3d_nl_tiny``.
+``--alone-batches B`` first times B batches of the same train loader with no model: what the
+workers deliver when nothing else runs, beside what they deliver while the model trains.
+A check that it runs on CPU:
+``--workers 1 --steps 10 --batch 2 --videos 8 --alone-batches 2 model.name=i3d_nl_tiny``.
 """
 
 from __future__ import annotations
@@ -23,7 +26,9 @@ import torch
 from loader import write_video  # the sibling benchmark's videos (its folder is on sys.path)
 
 from nlvideo.config import load_config
+from nlvideo.engine.distributed import DistInfo
 from nlvideo.pipeline import run_training
+from nlvideo.pipeline.data import build_train_loader, run_data
 
 RECIPE = Path(__file__).resolve().parents[1] / "configs/kinetics400/i3d_nl5_r50_8x8.yaml"
 
@@ -49,12 +54,28 @@ def batch_clips(record: dict, windows: list[dict], batch: int) -> int:
     return (record["step"] - previous) * batch
 
 
+def loader_alone(cfg, batches: int) -> float:
+    """Training clips/s of the recipe's train loader with no model: what the workers deliver
+    when nothing else runs (after the first batch, which holds the workers' start)."""
+    info = DistInfo(0, 1, 0, torch.device("cpu"), owns_group=False)
+    loader = build_train_loader(cfg, run_data(cfg, info).train, info)
+    clips, batches_seen = 0, iter(loader)
+    next(batches_seen)
+    start = time.perf_counter()
+    for _, batch in zip(range(batches), batches_seen, strict=False):
+        clips += len(batch.labels)  # a ClipBatch: one label per clip
+    return clips / (time.perf_counter() - start)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--videos", type=int, default=64)
     parser.add_argument("--workers", type=int, default=16)
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--batch", type=int, default=8, help="clips per step (one device)")
+    parser.add_argument(
+        "--alone-batches", type=int, default=0, help="first time this many batches, no model"
+    )
     parser.add_argument("overrides", nargs="*", help="more recipe overrides, key=value")
     args = parser.parse_args(argv)
     cuda = torch.cuda.is_available()
@@ -79,7 +100,14 @@ def main(argv: list[str] | None = None) -> int:
             *(["train.amp=bf16", "train.channels_last=true"] if cuda else []),
             *args.overrides,
         ]
-        run_training(load_config(RECIPE, overrides))
+        cfg = load_config(RECIPE, overrides)
+        if args.alone_batches:
+            rate = loader_alone(cfg, args.alone_batches)
+            print(
+                f"loader alone, {args.workers} workers: {rate:.1f} clips/s "
+                f"({rate / max(args.workers, 1):.1f} per worker)"
+            )
+        run_training(cfg)
         records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     windows = [r for r in records if r["kind"] == "train"]
     if not windows:
