@@ -6,8 +6,8 @@ Writes 340x256 H.264 videos (``benchmarks/loader.py``'s, like prepared Kinetics 
 two-class ``list`` data set, then trains the I3D-NL5 R50 recipe
 (``configs/kinetics400/i3d_nl5_r50_8x8.yaml``: 8x8 clips, decord, 224 px crops made on the
 device) for ``--steps`` steps with ``--workers`` loader workers (bf16 and channels_last_3d on
-CUDA), and prints the trainer's clips/s and the share of each step spent waiting for data, per
-logged window and averaged after the first (issue 23's GPU-box plan: run it when a GPU is lent).
+CUDA), and prints the trainer's clips/s and the share of the time spent waiting for data, per
+logged window and in total after the first (issue 23's GPU-box plan: run it when a GPU is lent).
 ``--alone-batches B`` first times B batches of the same train loader with no model: what the
 workers deliver when nothing else runs, beside what they deliver while the model trains.
 A check that it runs on CPU:
@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 from loader import write_video  # the sibling benchmark's videos (its folder is on sys.path)
 
-from nlvideo.config import load_config
+from nlvideo.config import Config, load_config
 from nlvideo.engine.distributed import DistInfo
 from nlvideo.pipeline import run_training
 from nlvideo.pipeline.data import build_train_loader, run_data
@@ -54,7 +54,7 @@ def batch_clips(record: dict, windows: list[dict], batch: int) -> int:
     return (record["step"] - previous) * batch
 
 
-def loader_alone(cfg, batches: int) -> float:
+def loader_alone(cfg: Config, batches: int) -> float:
     """Training clips/s of the recipe's train loader with no model: what the workers deliver
     when nothing else runs (after the first batch, which holds the workers' start)."""
     info = DistInfo(0, 1, 0, torch.device("cpu"), owns_group=False)

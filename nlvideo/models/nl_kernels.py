@@ -120,8 +120,10 @@ def cpu_explicit_softmax(length: int, keys: int, channels: int) -> bool:
 def cuda_fused_attention_fits(dtype: torch.dtype, head_size: int) -> bool:
     """Whether CUDA's fused attention kernels (flash, cuDNN) take this dtype and head size.
 
-    Outside fp16/bf16 and heads of <= 256 channels SDPA falls back to kernels that, on an H100,
-    ran 1.2-4.6x slower than two matmuls (benchmarks/nonlocal.py at res4 or in fp32).
+    Outside fp16/bf16 and heads of <= 256 channels SDPA falls back to kernels that ran 1.2-4.6x
+    slower than two matmuls on an H100, 1.1-2.7x on an H200 (ResNet-50's res4 in bf16 from T16,
+    every shape in fp32); inside, flash took 0.62-0.77x their time at res3 T32 and tied below
+    (``benchmarks/nonlocal.py --kernels``, 12 shapes, both maths; README).
     """
     return dtype in (torch.float16, torch.bfloat16) and head_size <= CUDA_FUSED_MAX_HEAD
 
