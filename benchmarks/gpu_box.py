@@ -9,7 +9,8 @@ device) for ``--steps`` steps with ``--workers`` loader workers (bf16 and channe
 CUDA), and prints the trainer's clips/s and the share of the time spent waiting for data, per
 logged window and in total after the first (issue 23's GPU-box plan: run it when a GPU is lent).
 ``--alone-batches B`` first times B batches of the same train loader with no model: what the
-workers deliver when nothing else runs, beside what they deliver while the model trains.
+workers deliver when nothing else runs, beside what they deliver while the model trains; with
+``--alone-workers 1,4,16`` at each of those worker counts (how the loader scales on the box).
 A check that it runs on CPU:
 ``--workers 1 --steps 10 --batch 2 --videos 8 --alone-batches 2 model.name=i3d_nl_tiny``.
 """
@@ -76,6 +77,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--alone-batches", type=int, default=0, help="first time this many batches, no model"
     )
+    parser.add_argument(
+        "--alone-workers", default="", help="worker counts, e.g. 1,4,16 (default: --workers)"
+    )
     parser.add_argument("overrides", nargs="*", help="more recipe overrides, key=value")
     args = parser.parse_args(argv)
     cuda = torch.cuda.is_available()
@@ -101,11 +105,13 @@ def main(argv: list[str] | None = None) -> int:
             *args.overrides,
         ]
         cfg = load_config(RECIPE, overrides)
-        if args.alone_batches:
-            rate = loader_alone(cfg, args.alone_batches)
+        counts = [int(n) for n in args.alone_workers.split(",") if n] or [args.workers]
+        for workers in counts if args.alone_batches else []:
+            alone = load_config(cfg, [f"data.num_workers={workers}"])
+            rate = loader_alone(alone, args.alone_batches)
             print(
-                f"loader alone, {args.workers} workers: {rate:.1f} clips/s "
-                f"({rate / max(args.workers, 1):.1f} per worker)"
+                f"loader alone, {workers} workers: {rate:.1f} clips/s "
+                f"({rate / max(workers, 1):.1f} per worker)"
             )
         run_training(cfg)
         records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
