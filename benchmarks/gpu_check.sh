@@ -26,6 +26,6 @@ echo "cores: $(nproc); /dev/shm: $(df -h /dev/shm | awk 'NR == 2 {print $2}')"
 step nonlocal_bf16 150 python3 benchmarks/nonlocal.py --device cuda --dtype bf16 --shapes full --maths both --kernels --repeats 5
 step nonlocal_fp32 90 python3 benchmarks/nonlocal.py --device cuda --dtype fp32 --shapes full --maths both --kernels --repeats 5
 step model 150 python3 benchmarks/model.py --device cuda --variants fp32 bf16 bf16-cl3d
-step gpu_box 180 python3 benchmarks/gpu_box.py --workers 16 --steps 120 --alone-batches 40 --alone-workers 1,4,16  # data wait
+step gpu_box 180 python3 benchmarks/gpu_box.py --workers 16 --steps 120 --alone-batches 48 --alone-workers 1,4,16  # data wait
 step gpu_tests 120 python3 -m pytest -q -m gpu -p no:cacheprovider tests
 step model_compile 240 python3 benchmarks/model.py --device cuda --variants bf16-cl3d-compile
