@@ -59,13 +59,6 @@ def write_dataset(root: Path, count: int, links: int = 1) -> Path:
     return listing
 
 
-def batch_clips(record: dict, windows: list[dict], batch: int) -> int:
-    """Clips trained in one logged window: its steps since the previous window times the batch."""
-    index = windows.index(record)
-    previous = windows[index - 1]["step"] if index else 0
-    return (record["step"] - previous) * batch
-
-
 def loader_alone(cfg: Config, batches: int) -> float:
     """Training clips/s of the recipe's train loader with no model: what the workers deliver
     when nothing else runs. The clock starts after each worker's first batch: those are made
@@ -98,13 +91,21 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("overrides", nargs="*", help="more recipe overrides, key=value")
     args = parser.parse_args(argv)
+    counts = [int(n) for n in args.alone_workers.split(",") if n] or [args.workers]
+    epoch = args.videos * max(args.links, 1) // args.batch
+    if args.alone_batches and epoch < max(counts) + args.alone_batches:
+        parser.error(
+            f"--alone-batches {args.alone_batches} after one batch per worker "
+            f"({max(counts)}) needs {max(counts) + args.alone_batches} batches, an epoch has "
+            f"{epoch}: raise --videos or --links"
+        )
     cuda = torch.cuda.is_available()
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
         listing = write_dataset(Path(tmp) / "videos", args.videos, args.links)
         print(
             f"{args.videos} videos 340x256 written in {time.perf_counter() - start:.0f} s, "
-            f"each listed {args.links}x: {args.videos * args.links // args.batch} steps an epoch"
+            f"each listed {args.links}x: {epoch} steps an epoch"
         )
         out = Path(tmp) / "run"
         overrides = [
@@ -124,7 +125,6 @@ def main(argv: list[str] | None = None) -> int:
             *args.overrides,
         ]
         cfg = load_config(RECIPE, overrides)
-        counts = [int(n) for n in args.alone_workers.split(",") if n] or [args.workers]
         for workers in counts if args.alone_batches else []:
             alone = load_config(cfg, [f"data.num_workers={workers}"])
             rate = loader_alone(alone, args.alone_batches)
@@ -143,9 +143,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'step':>6} {'clips/s':>9} {'data wait':>10}")
     for r in windows:
         print(f"{r['step']:6d} {r['clips_per_s']:9.1f} {r['data_wait']:10.0%}")
+    # Clips per window: its steps since the previous window times the batch.
+    starts = [0] + [r["step"] for r in windows[:-1]]
+    clips = [(r["step"] - start) * args.batch for r, start in zip(windows, starts, strict=True)]
     steady = windows[1:] or windows  # the first window holds the workers' start
+    clips = clips[len(windows) - len(steady) :]
     # Totals, not means of window rates: a burst of ready batches makes a short, fast window.
-    clips = [batch_clips(r, windows, args.batch) for r in steady]
     seconds = [c / r["clips_per_s"] for c, r in zip(clips, steady, strict=True)]
     waited = sum(s * r["data_wait"] for s, r in zip(seconds, steady, strict=True))
     rate, total = sum(clips) / sum(seconds), sum(seconds)
