@@ -21,7 +21,7 @@ import torch.multiprocessing as mp
 
 from nlvideo.cli.train import main as train_main
 from nlvideo.config import config_from_dict, config_to_dict, load_config
-from nlvideo.engine.checkpoint import load_checkpoint
+from nlvideo.engine.checkpoint import load_checkpoint, save_checkpoint
 from nlvideo.engine.resume import RESUMABLE_KEYS
 from nlvideo.pipeline import run_training
 
@@ -135,6 +135,24 @@ def test_resume_under_a_changed_key_is_refused_naming_it_and_touches_nothing(
     assert "train.output_dir" in head and "Traceback" not in err
     assert particulars == ["  optim.lr: 0.002 -> 0.5"]
     assert snapshot(tmp_path) == before  # not even config.yaml or a TensorBoard file
+
+
+def test_resume_under_another_world_size_is_refused_naming_both_and_touches_nothing(
+    tiny_builtin, tmp_path, capsys
+):
+    _, overrides = tiny_builtin
+    assert train_main(run_args(overrides, tmp_path, "train.max_steps=1")) == 0
+    ckpt = load_checkpoint(tmp_path / "last.pt")
+    save_checkpoint(tmp_path / "last.pt", {**ckpt, "rng": ckpt["rng"] * 2})  # as 2 ranks write
+    before = snapshot(tmp_path)
+    capsys.readouterr()
+    assert train_main(run_args(overrides, tmp_path, "train.max_steps=2")) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"nlvideo-train: {tmp_path}/last.pt: checkpoint was written by 2 rank")
+    assert "this run has 1" in err and "Traceback" not in err
+    assert f"torchrun --nproc_per_node=2 -m nlvideo.cli.train --resume {tmp_path}" in err
+    assert len(err.strip().splitlines()) == 1
+    assert snapshot(tmp_path) == before
 
 
 def test_keys_that_may_change_on_resume_are_one_documented_list():

@@ -137,6 +137,28 @@ def check_resume_classes(ckpt: Mapping[str, Any], model_name: str, classes: Sequ
     )
 
 
+def check_resume_world_size(ckpt: Mapping[str, Any], world_size: int) -> None:
+    """The checkpoint must be continued by as many ranks as wrote it (one RNG state each).
+
+    Another world size is another run: another global batch, another split of each epoch
+    among the ranks (a mid-epoch checkpoint would skip or repeat videos) and no RNG state per
+    rank, so the result would differ from the run's without a word.
+
+    Raises:
+        ValueError: naming the checkpoint, both world sizes and the command that continues it.
+    """
+    ranks = len(ckpt["rng"])
+    if ranks == world_size:
+        return
+    path = ckpt["path"]
+    raise ValueError(
+        f"{path}: checkpoint was written by {ranks} rank(s), this run has {world_size}: another "
+        f"world size changes the global batch and each epoch's split among the ranks; continue "
+        f"it with {resume_command(path, ranks)}, or start a new run from its weights with "
+        f"model.pretrained={path} and another train.output_dir"
+    )
+
+
 def restore_training_state(
     ckpt: Mapping[str, Any], *, model: Any, optimizer: Any, schedule: Any, scaler: Any
 ) -> None:

@@ -49,7 +49,12 @@ from nlvideo.engine.interrupt import StopSignals, TrainingInterrupted, signal_fr
 from nlvideo.engine.optim import LRSchedule, build_optimizer, build_schedule
 from nlvideo.engine.precision import autocast, effective_amp
 from nlvideo.engine.report import format_report, save_report
-from nlvideo.engine.resume import check_resume_classes, restore_training_state, resume_command
+from nlvideo.engine.resume import (
+    check_resume_classes,
+    check_resume_world_size,
+    restore_training_state,
+    resume_command,
+)
 from nlvideo.engine.runlog import RunLog, RunningStats, progress_line
 from nlvideo.engine.wrap import wrap_model
 from nlvideo.metrics import EvalReport
@@ -168,6 +173,7 @@ class Trainer:
         if ckpt is None:
             return
         check_resume_classes(ckpt, self.cfg.model.name, self.classes)
+        check_resume_world_size(ckpt, self.info.world_size)
         restore_training_state(
             ckpt,
             model=unwrap_model(self.model),
@@ -179,12 +185,7 @@ class Trainer:
         self.batches_done = int(ckpt["sampler"]["batches_done"])
         self.best_metric = float(ckpt["best_metric"])
         self.best_epoch = int(ckpt.get("best_epoch", 0))
-        rngs, ranks = ckpt["rng"], self.info.world_size
-        if len(rngs) == ranks:
-            self._pending_rng = rngs[self.info.rank]
-        else:
-            msg = "checkpoint %s was written by %d ranks, not %d: RNG states not restored"
-            logger.warning(msg, ckpt["path"], len(rngs), ranks)
+        self._pending_rng = ckpt["rng"][self.info.rank]
         logger.info("resumed from %s at epoch %d, step %d", ckpt["path"], self.epoch + 1, self.step)
 
     def _open_run_folder(self, resume_step: int | None) -> None:
