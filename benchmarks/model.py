@@ -24,6 +24,7 @@ from collections.abc import Callable
 from contextlib import nullcontext
 
 import torch
+from peak_memory import peak_memory  # sibling module (the script's folder is on sys.path)
 from pytorchvideo.layers.nonlocal_net import create_nonlocal
 from pytorchvideo.models.hub.resnet import i3d_r50 as pv_i3d_r50
 from torch import nn
@@ -103,28 +104,6 @@ def make_step(
 def sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-
-
-def peak_memory(step: Callable[[], None], device: torch.device) -> int:
-    """Bytes allocated at the peak of one step, above what was allocated before it."""
-    if device.type == "cuda":
-        sync(device)
-        torch.cuda.reset_peak_memory_stats(device)
-        base = torch.cuda.memory_allocated(device)
-        step()
-        sync(device)
-        return torch.cuda.max_memory_allocated(device) - base
-    with torch.profiler.profile(
-        activities=[torch.profiler.ProfilerActivity.CPU], profile_memory=True
-    ) as prof:
-        step()
-    events = [e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"]
-    current = peak = 0
-    for event in sorted(events, key=lambda e: e.start_ns()):
-        if event.device_type() == torch.autograd.DeviceType.CPU:
-            current += event.nbytes()
-            peak = max(peak, current)
-    return peak
 
 
 def main() -> None:

@@ -42,6 +42,7 @@ from collections.abc import Callable
 from contextlib import nullcontext
 
 import torch
+from peak_memory import peak_memory  # sibling module (the script's folder is on sys.path)
 from pytorchvideo.layers.nonlocal_net import create_nonlocal
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
@@ -140,27 +141,6 @@ def time_steps(
                 torch.cuda.synchronize()
             times[name].append(clock() - start)
     return {name: statistics.median(t) for name, t in times.items()}
-
-
-def peak_memory(step: Callable[[], None], device: torch.device) -> int:
-    """Bytes allocated at the peak of one fwd+bwd, above what was allocated before it."""
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats(device)
-        base = torch.cuda.memory_allocated(device)
-        step()
-        torch.cuda.synchronize()
-        return torch.cuda.max_memory_allocated(device) - base
-    activities = [torch.profiler.ProfilerActivity.CPU]
-    with torch.profiler.profile(activities=activities, profile_memory=True) as prof:
-        step()
-    events = [e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"]
-    current = peak = 0
-    for event in sorted(events, key=lambda e: e.start_ns()):
-        if event.device_type() == torch.autograd.DeviceType.CPU:
-            current += event.nbytes()
-            peak = max(peak, current)
-    return peak
 
 
 def flop_count(step: Callable[[], None]) -> int:

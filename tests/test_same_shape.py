@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from builtin_helpers import decode_rgb, tree_digest
+from builtin_helpers import decode_rgb, smoke_run, tree_digest
 
 from nlvideo.builtin.generate import (
     SyntheticParams,
@@ -260,21 +260,7 @@ def test_the_recipe_trains_i3d_nl_tiny_and_switches_to_the_plain_net_with_one_ke
 
 
 def test_a_short_run_of_the_recipe_trains_and_evaluates(tmp_path):
-    from nlvideo.pipeline import run_training
-
-    overrides = [
-        f"synthetic.root={tmp_path / 'data'}",
-        "synthetic.num_train=16",
-        "synthetic.num_val=8",
-        "train.iterations=2",
-        "train.batch_size=8",
-        "train.eval_batch_size=8",
-        "train.device=cpu",
-        "train.progress=false",
-        "data.num_workers=0",
-        f"train.output_dir={tmp_path / 'run'}",
-    ]
-    report = run_training(load_config(RECIPE, overrides))
+    report = smoke_run(RECIPE, tmp_path)
     assert report["classes"] == ["different", "same"]
     assert sum(map(sum, report["confusion"])) == 8
     assert (tmp_path / "run" / "last.pt").is_file()
