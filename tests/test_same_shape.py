@@ -122,9 +122,8 @@ def test_config_mistakes_name_the_synthetic_key():
 
 
 def test_an_unknown_task_is_rejected_with_the_choices(tmp_path):
-    with pytest.raises(
-        ValueError, match=r"task must be one of \['motion', 'same_shape', 'same_colour'\]"
-    ):
+    choices = r"\['motion', 'same_shape', 'same_colour', 'shape_names'\]"
+    with pytest.raises(ValueError, match=rf"task must be one of {choices}"):
         generate_builtin_dataset(tmp_path, task="colour", **TINY)
 
 

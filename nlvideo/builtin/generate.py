@@ -33,14 +33,20 @@ from nlvideo.builtin.render import CLASSES, render_clip
 
 logger = logging.getLogger(__name__)
 
-# synthetic.task -> its class names; a clip's class is classes[index % len(classes)].
+# synthetic.task -> its class names; a clip's class is classes[index % len(classes)], but in
+# shape_names, whose class is the pair of shapes of the same_shape clip it renders.
 TASK_CLASSES: dict[str, tuple[str, ...]] = {
     "motion": CLASSES,
     "same_shape": same_shape.CLASSES,
     "same_colour": same_shape.CLASSES,
+    "shape_names": same_shape.PAIR_NAMES,
 }
-# The two-object tasks -> what their label compares (``same_shape.render_same_shape_clip``).
-PAIR_TASKS: dict[str, str] = {"same_shape": "shape", "same_colour": "colour"}
+# The two-object tasks -> what their clips compare (``same_shape.render_same_shape_clip``).
+PAIR_TASKS: dict[str, str] = {
+    "same_shape": "shape",
+    "same_colour": "colour",
+    "shape_names": "shape",
+}
 
 GENERATOR_VERSION = 7  # bump whenever the rendered pixels or encoded bytes change (sets regenerate)
 
@@ -156,13 +162,20 @@ def write_mp4(
 _SPLITS = ("train", "val")
 
 
+def class_of(task: str, index: int) -> str:
+    """The class of clip ``index`` of ``task`` (known before the clip is rendered)."""
+    if task == "shape_names":
+        return same_shape.pair_name(index)
+    classes = TASK_CLASSES[task]
+    return classes[index % len(classes)]
+
+
 def _clip_jobs(params: SyntheticParams) -> list[tuple[str, int, str]]:
-    """(split, index, relative path) of every clip; classes are balanced (index mod classes)."""
-    classes = TASK_CLASSES[params.task]
+    """(split, index, relative path) of every clip, in a folder named by its class."""
     jobs = []
     for split, count in zip(_SPLITS, (params.num_train, params.num_val), strict=True):
         for i in range(count):
-            jobs.append((split, i, f"{split}/{classes[i % len(classes)]}/{split}_{i:05d}.mp4"))
+            jobs.append((split, i, f"{split}/{class_of(params.task, i)}/{split}_{i:05d}.mp4"))
     return jobs
 
 
@@ -186,7 +199,7 @@ def render_dataset_clip(
             max_distance=params.max_distance,
             compare=PAIR_TASKS[params.task],
         )
-        return truth.label, frames, truth
+        return class_of(params.task, index), frames, truth
     class_name = CLASSES[index % len(CLASSES)]
     frames, alpha = render_clip(class_name, rng, size=params.size, num_frames=num_frames)
     return class_name, frames, alpha
@@ -264,9 +277,10 @@ def generate_builtin_dataset(
         fps: Frame rate written in the files.
         crf: x264 constant rate factor (lower is higher quality).
         gop: Keyframe interval in frames.
-        task: "motion" (8 time-reversed motion classes, ``nlvideo.builtin.render``) or
+        task: "motion" (8 time-reversed motion classes, ``nlvideo.builtin.render``),
             "same_shape" / "same_colour" (same shape / colour at the start and the end?,
-            ``nlvideo.builtin.same_shape``).
+            ``nlvideo.builtin.same_shape``) or "shape_names" (same_shape's clips, labelled
+            with their two shapes: 9 classes).
         min_distance: same_shape/colour: least distance in pixels between the shapes' centres.
         max_distance: same_shape/colour: largest distance (None: no bound; 0: S2 where S1 was, the
             near control).

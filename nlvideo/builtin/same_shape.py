@@ -13,6 +13,11 @@ the shapes are independent nuisance. A colour is what any conv layer sees at onc
 isolates the relation itself; a shape's identity has to be learnt first, and the label, being
 XOR-like, gives a shape detector no gradient of its own (experiments/README.md).
 
+The ``shape_names`` task renders the very clips of ``same_shape`` (same seed, same frames) and
+labels each with its two shapes in order, ``S1_S2`` (9 classes, ``pair_name``): each shape's
+identity is then a label of its own, a first-order task that teaches the shape detectors which
+"same shape?" needs and cannot teach; the ``same_shape`` recipe fine-tunes from it.
+
 With the default ``min_distance`` of 32 px the shapes are further apart than the receptive
 field of the tiny nets' res3 (27 px), so a plain I3D must relate them through its deepest
 layers; a Non-local block relates any two positions directly. ``max_distance=0`` is the near
@@ -42,6 +47,28 @@ def value_pairs(count: int) -> dict[str, tuple[tuple[int, int], ...]]:
         "same": tuple((a, a) for a in values),
         "different": tuple((a, b) for a in values for b in values if a != b),
     }
+
+
+# The shape_names task's classes: S1 and S2 in order, e.g. "disk_square".
+PAIR_NAMES: tuple[str, ...] = tuple(f"{a}_{b}" for a in SHAPES for b in SHAPES)
+
+
+def compared_values(index: int, count: int) -> tuple[str, int, int]:
+    """Clip ``index``'s class and its two compared values (indices among ``count``).
+
+    The class is ``CLASSES[index % 2]``; the values cycle through the class's ordered pairs
+    with ``index // 2``, so each value is uniform within each class.
+    """
+    label = CLASSES[index % len(CLASSES)]
+    pairs = value_pairs(count)[label]
+    v1, v2 = pairs[(index // len(CLASSES)) % len(pairs)]
+    return label, v1, v2
+
+
+def pair_name(index: int) -> str:
+    """The two shapes of clip ``index`` (``compare="shape"``), S1 then S2: its shape_names class."""
+    _, s1, s2 = compared_values(index, len(SHAPES))
+    return f"{SHAPES[s1]}_{SHAPES[s2]}"
 
 
 COMPARED: tuple[str, ...] = ("shape", "colour")  # what "same" means
@@ -179,9 +206,7 @@ def render_same_shape_clip(
         raise ValueError(f"num_frames must be >= 2, got {num_frames}")
     if compare not in COMPARED:
         raise ValueError(f"compare must be one of {list(COMPARED)}, got {compare!r}")
-    label = CLASSES[index % len(CLASSES)]
-    pairs = value_pairs(len(SHAPES) if compare == "shape" else len(PALETTE))[label]
-    v1, v2 = pairs[(index // len(CLASSES)) % len(pairs)]
+    label, v1, v2 = compared_values(index, len(SHAPES) if compare == "shape" else len(PALETTE))
     if compare == "shape":
         s1, s2 = v1, v2
     else:

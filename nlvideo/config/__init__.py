@@ -53,7 +53,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "data.format": ("auto", "kinetics", "list", "ucf101", "hmdb51", "ssv2", "folder"),
     "data.split": (1, 2, 3),
     "model.pretrained_format": ("auto", *PRETRAINED_FORMATS),
-    "synthetic.task": ("motion", "same_shape", "same_colour"),
+    "synthetic.task": ("motion", "same_shape", "same_colour", "shape_names"),
     "model.nl_block": ("non_local", "global_context"),
     "train.freeze": ("none", "bn", "stem", "res2", "res3", "res4", "res5"),
     "model.test_head": ("global", "slowfast"),

@@ -99,7 +99,7 @@ class SyntheticConfig:
     size: int = 64  # frame height and width
     min_frames: int = 16
     max_frames: int = 24
-    task: str = "motion"  # motion (8 time-reversed motions) | same_shape | same_colour (S1 vs S2)
+    task: str = "motion"  # motion (8 motions) | same_shape | same_colour | shape_names (S1_S2)
     min_distance: float = 32.0  # same_shape/colour: least px between the shapes' centres ...
     max_distance: float | None = None  # ... and most (null: no bound; 0: near control, p2 = p1)
 
