@@ -24,8 +24,11 @@ def tree_digest(root: Path) -> dict[str, str]:
     }
 
 
-def smoke_run(recipe: Path, tmp_path: Path) -> dict:
-    """Two training steps of ``recipe`` on 16 / 8 generated clips, then its evaluation report."""
+def smoke_run(recipe: Path, tmp_path: Path, *extra: str) -> dict:
+    """Two training steps of ``recipe`` on 16 / 8 generated clips, then its evaluation report.
+
+    The run's folder is ``tmp_path / "run"``; ``extra`` overrides come last.
+    """
     from nlvideo.config import load_config
     from nlvideo.pipeline import run_training
 
@@ -40,5 +43,6 @@ def smoke_run(recipe: Path, tmp_path: Path) -> dict:
         "train.progress=false",
         "data.num_workers=0",
         f"train.output_dir={tmp_path / 'run'}",
+        *extra,
     ]
     return run_training(load_config(recipe, overrides))

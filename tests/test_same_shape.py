@@ -19,6 +19,7 @@ from nlvideo.builtin.generate import (
 )
 from nlvideo.builtin.same_shape import (
     CLASSES,
+    PAIR_NAMES,
     SHAPES,
     render_same_shape_clip,
     sample_centres,
@@ -28,6 +29,7 @@ from nlvideo.data.annotations import load_video_list
 from nlvideo.data.dataset import VideoClipDataset
 
 RECIPE = Path(__file__).resolve().parents[1] / "configs" / "builtin" / "same_shape.yaml"
+NAMES = RECIPE.with_name("shape_names.yaml")  # the first stage
 TINY = {"num_train": 12, "num_val": 6, "size": 64, "min_frames": 4, "max_frames": 4}
 
 
@@ -249,20 +251,38 @@ def test_the_recipe_trains_i3d_nl_tiny_and_switches_to_the_plain_net_with_one_ke
     nl = load_config(RECIPE)
     plain = load_config(RECIPE, ["model.name=i3d_tiny"])
     assert nl.model.name == "i3d_nl_tiny" and nl.synthetic.task == "same_shape"
+    assert (nl.synthetic.size, nl.data.crop_size, nl.synthetic.min_distance) == (96, 96, 64.0)
     assert (nl.synthetic.num_train, nl.synthetic.num_val) == (2000, 400)
     assert (nl.optim.name, nl.optim.lr, nl.optim.weight_decay) == ("adamw", 0.002, 0.05)
     assert (nl.train.batch_size, nl.train.iterations) == (32, 1200)
     assert nl.train.output_dir != plain.train.output_dir  # no resume of the other's run
+    for cfg in (nl, plain):  # each fine-tunes its own net's names stage
+        names = load_config(NAMES, [f"model.name={cfg.model.name}"])
+        assert cfg.model.pretrained == f"{names.train.output_dir}/last.pt"
     nl.model.name = plain.model.name
     nl.train.output_dir = plain.train.output_dir
+    nl.model.pretrained = plain.model.pretrained
     assert nl == plain  # everything else equal
 
 
-def test_a_short_run_of_the_recipe_trains_and_evaluates(tmp_path):
-    report = smoke_run(RECIPE, tmp_path)
+def test_the_names_stage_trains_on_the_same_clips_with_the_same_network():
+    names, same = load_config(NAMES, ["train.seed=3"]), load_config(RECIPE, ["train.seed=3"])
+    assert names.synthetic.task == "shape_names" and names.train.iterations == 2400
+    assert same.model.pretrained == "runs/shape_names/i3d_nl_tiny_seed3/last.pt"
+    assert names.data == same.data and names.optim == same.optim
+    assert (names.model.name, names.model.dropout) == (same.model.name, same.model.dropout)
+    names.synthetic.task, names.synthetic.root = same.synthetic.task, same.synthetic.root
+    assert names.synthetic == same.synthetic  # the same seed, size and distances: the same clips
+
+
+def test_a_short_run_of_both_stages_trains_and_evaluates(tmp_path):
+    first = smoke_run(NAMES, tmp_path / "names")
+    assert first["classes"] == list(PAIR_NAMES)
+    stage_one = tmp_path / "names" / "run" / "last.pt"
+    report = smoke_run(RECIPE, tmp_path / "same", f"model.pretrained={stage_one}")
     assert report["classes"] == ["different", "same"]
     assert sum(map(sum, report["confusion"])) == 8
-    assert (tmp_path / "run" / "last.pt").is_file()
+    assert (tmp_path / "same" / "run" / "last.pt").is_file()
 
 
 def test_render_same_shape_clip_is_a_pure_function_of_its_generator():
