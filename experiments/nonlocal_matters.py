@@ -3,17 +3,20 @@
 Each arm is the recipe ``configs/builtin/same_colour.yaml`` (96 px frames, the two shapes at
 least 64 px apart) plus a few overrides: the model (i3d_nl_tiny, the plain i3d_tiny,
 i3d_tiny_deep4 with the NL net's parameter budget, GCNet's query-independent global-context
-block in the NL positions) and the data (the far rule, the near control, a distance band
-inside the plain net's reach, 64 px frames that its deepest layer spans whole, and the
-same_shape task). Runs append one JSON line each to ``<out>/results.jsonl``; a run whose
-training is already there is skipped, so the experiment can be run in pieces, on several
+block in the NL positions) and the data (the far rule, the near control, a distance band inside
+the plain net's reach, 64 px frames that its deepest layer spans whole) and the same_shape task
+in two stages: ``names_*`` train the net to name both shapes (shape_names, the first stage of
+``configs/builtin/same_shape.yaml``), ``shape_*`` fine-tune that run's ``last.pt`` on "same
+shape?" (``FIRST_STAGE``; a first stage runs before its second, same seed, and its run folder is
+keyed by its own training). Runs append one JSON line each to ``<out>/results.jsonl``; a run
+whose training is already there is skipped, so the experiment can be run in pieces, on several
 machines, and resumed after an interruption (an interrupted run also resumes from its own
-``last.pt``). A run is known by what it trains: the recipe resolved with its overrides,
-without its folders and seed (``config_key``; the seed is kept beside it). Change the recipe
-and the old runs no longer count for the arms they were run as (the tables list them as left
-out); two arms that resolve to the same training share their runs. ``<out>/summary.md`` gets
-the tables: held-out video accuracy per arm (every seed, mean with a 95% t-interval, take-off
-rate with a 95% Wilson interval, seconds per run) and the NL - plain gap per data condition.
+``last.pt``). A run is known by what it trains: the recipe resolved with its overrides, without
+its folders and seed (``config_key``; the seed is kept beside it). Change the recipe and the old
+runs no longer count for the arms they were run as (the tables list them as left out); two arms
+that resolve to the same training share their runs. ``<out>/summary.md`` gets the tables: held-
+out video accuracy per arm (every seed, mean with a 95% t-interval, take-off rate with a 95%
+Wilson interval, seconds per run) and the NL - plain gap per data condition.
 
 Usage (a run takes ~10-15 min on 2 free CPU cores)::
 
@@ -48,9 +51,13 @@ _SIZE64 = [
     "synthetic.min_distance=32",
 ]
 _NEAR = ["synthetic.min_distance=0", "synthetic.max_distance=0"]
-# The same_shape task (its own recipe's data; the same schedule): the comparison of two shapes.
+# The same_shape task from scratch, 64 px (the third session's diagnostic: never took off).
 _SHAPE = ["synthetic.task=same_shape", *_SIZE64]
 _PLAIN = ["model.name=i3d_tiny"]
+# same_shape in two stages, the recipes configs/builtin/shape_names.yaml and same_shape.yaml:
+# 96 px, >= 64 px apart (this recipe's data), names first (2,400 steps), then "same shape?".
+_NAMES = ["synthetic.task=shape_names", "train.iterations=2400", "train.eval_every=4"]
+_SAME_SHAPE = ["synthetic.task=same_shape"]
 
 
 def _band(lo: int, hi: int) -> list[str]:
@@ -69,11 +76,17 @@ ARMS: dict[str, tuple[str, list[str]]] = {
     "plain_d24-40": ("i3d_tiny, 24-40 px apart", [*_PLAIN, *_band(24, 40)]),
     "nl_64": ("i3d_nl_tiny, 64 px frames, >= 32 px", _SIZE64),
     "plain_64": ("i3d_tiny, 64 px frames, >= 32 px", [*_PLAIN, *_SIZE64]),
+    "names_nl": ("shape_names (name S1 and S2: 9 classes), i3d_nl_tiny, 2,400 steps", _NAMES),
+    "names_plain": ("shape_names, i3d_tiny, 2,400 steps", [*_PLAIN, *_NAMES]),
+    "shape_nl": ("same_shape, i3d_nl_tiny fine-tuned from names_nl", _SAME_SHAPE),
+    "shape_plain": ("same_shape, i3d_tiny fine-tuned from names_plain", [*_PLAIN, *_SAME_SHAPE]),
 }
+# second-stage arm -> the arm whose run (same seed) it fine-tunes (model.pretrained = its last.pt)
+FIRST_STAGE: dict[str, str] = {"shape_nl": "names_nl", "shape_plain": "names_plain"}
 # Diagnostics (not run by default): the same_shape task, and one recipe choice changed at a time.
 DIAGNOSTIC_ARMS: dict[str, tuple[str, list[str]]] = {
-    "shape_nl": ("same_shape task, i3d_nl_tiny, 64 px, >= 32 px", _SHAPE),
-    "shape_plain": ("same_shape task, i3d_tiny, 64 px, >= 32 px", [*_PLAIN, *_SHAPE]),
+    "shape_scratch_nl": ("same_shape from scratch, i3d_nl_tiny, 64 px, >= 32 px", _SHAPE),
+    "shape_scratch_plain": ("same_shape from scratch, i3d_tiny, 64 px", [*_PLAIN, *_SHAPE]),
     "nl_scale_logits": ("NL logits x d^-0.5 (flatter attention)", ["model.nl_scale_logits=true"]),
     "nl_pool_first": ("NL pools before phi/g (PySlowFast)", ["model.nl_pool_first=true"]),
     "nl_init0.1": ("NL output BN starts at 0.1, not 0", ["model.nl_init_scale=0.1"]),
@@ -91,7 +104,9 @@ CONDITIONS: dict[str, tuple[str, str]] = {
     "96 px, 24-40 px apart": ("nl_d24-40", "plain_d24-40"),
     "96 px, >= 64 px apart": ("nl", "plain"),
     "64 px, >= 32 px apart": ("nl_64", "plain_64"),
-    "same_shape, 64 px, >= 32 px apart": ("shape_nl", "shape_plain"),
+    "shape_names (naming S1, S2), 96 px, >= 64 px apart": ("names_nl", "names_plain"),
+    "same_shape after shape_names, 96 px, >= 64 px apart": ("shape_nl", "shape_plain"),
+    "same_shape from scratch, 64 px, >= 32 px apart": ("shape_scratch_nl", "shape_scratch_plain"),
 }
 
 # two-sided 95% quantiles of Student's t by degrees of freedom (normal beyond 30)
@@ -143,6 +158,7 @@ def wilson(k: int, n: int) -> tuple[float, float]:
 
 # left out of a run's config key: where it lives, and its seed (kept beside the key)
 _NOT_KEYED = (
+    "model.pretrained",  # a second stage's: a path in the first stage's (keyed) run folder
     "synthetic.root",
     "train.output_dir",
     "train.progress",
@@ -156,17 +172,25 @@ def training_overrides(arm: str, seed: int, extra: Sequence[str] = ()) -> list[s
     return [*ARMS[arm][1], *extra, f"synthetic.seed={seed}", f"train.seed={seed}"]
 
 
+def run_folder(arm: str, seed: int, out: Path, extra: Sequence[str]) -> Path:
+    """A run's folder: one per training (a resume needs the same config, a new recipe a new
+    folder)."""
+    return out / "runs" / arm / f"seed{seed}_{config_key(training_overrides(arm, seed, extra))}"
+
+
 def run_overrides(arm: str, seed: int, out: Path, data_root: Path, extra: Sequence[str]) -> list:
-    """The recipe overrides of one run: ``training_overrides``, then its folders."""
+    """The recipe overrides of one run: ``training_overrides``, its first stage's weights (if
+    it has one), then its folders."""
     overrides = training_overrides(arm, seed, extra)
     data = [o for o in overrides if o.startswith("synthetic.") and "seed=" not in o]
     data_key = "_".join(o.removeprefix("synthetic.").replace("=", "") for o in data) or "far"
-    # each training its own folder: a resume needs the same config, a new recipe a new folder
-    folder = f"seed{seed}_{config_key(overrides)}"
+    if arm in FIRST_STAGE:
+        first = run_folder(FIRST_STAGE[arm], seed, out, extra)
+        overrides.append(f"model.pretrained={first / 'last.pt'}")
     return [
         *overrides,
         f"synthetic.root={data_root / f'{data_key}_seed{seed}'}",  # shared by arms on that data
-        f"train.output_dir={out / 'runs' / arm / folder}",
+        f"train.output_dir={run_folder(arm, seed, out, extra)}",
         "train.progress=false",
     ]
 
@@ -203,7 +227,8 @@ def train_one(overrides: list[str]) -> dict[str, Any]:
     epochs = [r for r in records if r["kind"] == "epoch"]
     evals = [r for r in records if r["kind"] == "eval"]
     first_up = next((r["step"] for r in evals if r["video_top1"] >= TAKE_OFF), None)
-    model = build_model(cfg.model.name, **cfg.model.model_kwargs(num_classes=2))
+    classes = len(report["classes"])
+    model = build_model(cfg.model.name, **cfg.model.model_kwargs(num_classes=classes))
     last = Path(cfg.train.output_dir) / "last.pt"
     state = load_checkpoint(last)["model"]
     return {
@@ -336,6 +361,8 @@ def run_all(
     path = out / "results.jsonl"
     data_root = data_root or out / "data"
     done = {(r["seed"], r["config"]): r["arm"] for r in load_results(path) if "config" in r}
+    staged = [FIRST_STAGE[a] for a in arms if a in FIRST_STAGE and FIRST_STAGE[a] not in arms]
+    arms = [*staged, *arms]  # a second stage's first stage (same seed) runs before it
     for seed in seeds:  # seed-major: a partial run has every arm on the first seeds
         for arm in arms:
             overrides = run_overrides(arm, seed, out, data_root, extra)

@@ -24,7 +24,8 @@ _spec.loader.exec_module(nm)
 @pytest.mark.parametrize("arm", nm.ARMS)
 def test_every_arm_is_a_valid_config_of_the_recipe(arm, tmp_path):
     cfg = load_config(nm.RECIPE, nm.run_overrides(arm, 3, tmp_path, tmp_path / "data", []))
-    assert cfg.synthetic.task == ("same_shape" if arm.startswith("shape_") else "same_colour")
+    tasks = {"shape_": "same_shape", "names_": "shape_names"}
+    assert cfg.synthetic.task == tasks.get(arm[: arm.find("_") + 1], "same_colour")
     assert cfg.synthetic.seed == cfg.train.seed == 3
     assert cfg.data.crop_size == cfg.synthetic.size  # the whole frame, positions intact
 
@@ -36,6 +37,36 @@ def test_nl_and_plain_arms_differ_only_in_the_model_and_the_run_folder(tmp_path)
     assert nl.synthetic == plain.synthetic  # the same data set (and cache folder)
     nl.model.name, nl.train.output_dir = plain.model.name, plain.train.output_dir
     assert nl == plain
+
+
+@pytest.mark.parametrize("net", ["nl", "plain"])
+def test_a_same_shape_arm_fine_tunes_its_names_run_of_the_same_seed_on_the_same_clips(
+    net, tmp_path
+):
+    second = nm.run_overrides(f"shape_{net}", 3, tmp_path, tmp_path / "d", [])
+    first = nm.run_overrides(f"names_{net}", 3, tmp_path, tmp_path / "d", [])
+    names, same = load_config(nm.RECIPE, first), load_config(nm.RECIPE, second)
+    assert same.model.pretrained == f"{names.train.output_dir}/last.pt"
+    assert names.model == load_config(nm.RECIPE, [*second, "model.pretrained=''"]).model
+    assert (names.train.iterations, same.train.iterations) == (2400, 1200)
+    names.synthetic.task, names.synthetic.root = same.synthetic.task, same.synthetic.root
+    assert names.synthetic == same.synthetic  # same seed, size and distances: the same clips
+
+
+def test_a_second_stage_runs_after_its_first_even_when_only_it_is_asked_for(tmp_path):
+    calls = []
+
+    def fake_train(overrides):
+        calls.append(overrides)
+        return {"video_top1": 0.9, "seconds": 1.0, "train_acc": 0.9}
+
+    nm.run_all(["shape_plain"], [0], tmp_path, train=fake_train)
+    tasks = [next(o for o in c if o.startswith("synthetic.task=")) for c in calls]
+    assert tasks == ["synthetic.task=shape_names", "synthetic.task=same_shape"]
+    output_dir = next(o for o in calls[0] if o.startswith("train.output_dir="))
+    assert f"model.pretrained={output_dir.partition('=')[2]}/last.pt" in calls[1]
+    nm.run_all(["shape_plain"], [0], tmp_path, train=fake_train)
+    assert len(calls) == 2  # both done: nothing trains again
 
 
 def test_the_near_control_and_the_far_rule_use_their_own_data_folders(tmp_path):
