@@ -14,9 +14,9 @@ machines, and resumed after an interruption (an interrupted run also resumes fro
 ``last.pt``). A run is known by what it trains: the recipe resolved with its overrides, without
 its folders and seed (``config_key``; the seed is kept beside it). Change the recipe and the old
 runs no longer count for the arms they were run as (the tables list them as left out); two arms
-that resolve to the same training share their runs. ``<out>/summary.md`` gets the tables: held-
-out video accuracy per arm (every seed, mean with a 95% t-interval, take-off rate with a 95%
-Wilson interval, seconds per run) and the NL - plain gap per data condition.
+that resolve to the same training share their runs. ``<out>/summary.md`` gets the tables:
+held-out video accuracy per arm (every seed, mean with a 95% t-interval, take-off rate with a
+95% Wilson interval, seconds per run) and the NL - plain gap per data condition.
 
 Usage (a run takes ~10-15 min on 2 free CPU cores)::
 
