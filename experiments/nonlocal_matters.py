@@ -95,6 +95,23 @@ DIAGNOSTIC_ARMS: dict[str, tuple[str, list[str]]] = {
         ["model.nl_init=msra"],
     ),
 }
+# The controls of the main arms on the two-stage same_shape task (not run by default: each is
+# two runs). control -> (what, overrides of both stages); arms "names_<control>" (stage 1) and
+# "shape_<control>" (stage 2, fine-tuning the first).
+_SHAPE_CONTROLS: dict[str, tuple[str, list[str]]] = {
+    "matched": ("i3d_tiny_deep4 (plain, ~NL's parameters)", ["model.name=i3d_tiny_deep4"]),
+    "global_context": ("GCNet block in the NL positions", ["model.nl_block=global_context"]),
+    "nl_near": ("i3d_nl_tiny, near control (p2 = p1)", _NEAR),
+    "plain_near": ("i3d_tiny, near control (p2 = p1)", [*_PLAIN, *_NEAR]),
+    "nl_d24-40": ("i3d_nl_tiny, 24-40 px apart", _band(24, 40)),
+    "plain_d24-40": ("i3d_tiny, 24-40 px apart", [*_PLAIN, *_band(24, 40)]),
+    "nl_64": ("i3d_nl_tiny, 64 px frames, >= 32 px", _SIZE64),
+    "plain_64": ("i3d_tiny, 64 px frames, >= 32 px", [*_PLAIN, *_SIZE64]),
+}
+for _name, (_what, _overrides) in _SHAPE_CONTROLS.items():
+    DIAGNOSTIC_ARMS[f"names_{_name}"] = (f"shape_names, {_what}", [*_overrides, *_NAMES])
+    DIAGNOSTIC_ARMS[f"shape_{_name}"] = (f"same_shape, {_what}", [*_overrides, *_SAME_SHAPE])
+    FIRST_STAGE[f"shape_{_name}"] = f"names_{_name}"
 MAIN_ARMS = tuple(ARMS)
 ARMS |= DIAGNOSTIC_ARMS
 # data condition -> (NL arm, plain arm): the gap table (receptive field of the plain net:
@@ -107,6 +124,9 @@ CONDITIONS: dict[str, tuple[str, str]] = {
     "shape_names (naming S1, S2), 96 px, >= 64 px apart": ("names_nl", "names_plain"),
     "same_shape after shape_names, 96 px, >= 64 px apart": ("shape_nl", "shape_plain"),
     "same_shape from scratch, 64 px, >= 32 px apart": ("shape_scratch_nl", "shape_scratch_plain"),
+    "same_shape, two stages, 96 px, p2 = p1 (near)": ("shape_nl_near", "shape_plain_near"),
+    "same_shape, two stages, 96 px, 24-40 px apart": ("shape_nl_d24-40", "shape_plain_d24-40"),
+    "same_shape, two stages, 64 px, >= 32 px apart": ("shape_nl_64", "shape_plain_64"),
 }
 
 # two-sided 95% quantiles of Student's t by degrees of freedom (normal beyond 30)
