@@ -64,10 +64,9 @@ def _band(lo: int, hi: int) -> list[str]:
     return [f"synthetic.min_distance={lo}", f"synthetic.max_distance={hi}"]
 
 
-# arm -> (what it shows, overrides of the recipe). The recipe's model is i3d_nl_tiny.
-ARMS: dict[str, tuple[str, list[str]]] = {
-    "nl": ("i3d_nl_tiny, 96 px, >= 64 px apart", []),
-    "plain": ("i3d_tiny (no NL block)", _PLAIN),
+# The controls of the claim: arm -> (what it shows, overrides of the recipe), each run on the
+# same_colour task and, as "names_<arm>" / "shape_<arm>", on the two-stage same_shape task.
+_CONTROLS: dict[str, tuple[str, list[str]]] = {
     "plain_matched": ("i3d_tiny_deep4 (plain, ~NL's parameters)", ["model.name=i3d_tiny_deep4"]),
     "global_context": ("GCNet block in the NL positions", ["model.nl_block=global_context"]),
     "nl_near": ("i3d_nl_tiny, near control (p2 = p1)", _NEAR),
@@ -76,6 +75,12 @@ ARMS: dict[str, tuple[str, list[str]]] = {
     "plain_d24-40": ("i3d_tiny, 24-40 px apart", [*_PLAIN, *_band(24, 40)]),
     "nl_64": ("i3d_nl_tiny, 64 px frames, >= 32 px", _SIZE64),
     "plain_64": ("i3d_tiny, 64 px frames, >= 32 px", [*_PLAIN, *_SIZE64]),
+}
+# arm -> (what it shows, overrides of the recipe). The recipe's model is i3d_nl_tiny.
+ARMS: dict[str, tuple[str, list[str]]] = {
+    "nl": ("i3d_nl_tiny, 96 px, >= 64 px apart", []),
+    "plain": ("i3d_tiny (no NL block)", _PLAIN),
+    **_CONTROLS,
     "names_nl": ("shape_names (name S1 and S2: 9 classes), i3d_nl_tiny, 2,400 steps", _NAMES),
     "names_plain": ("shape_names, i3d_tiny, 2,400 steps", [*_PLAIN, *_NAMES]),
     "shape_nl": ("same_shape, i3d_nl_tiny fine-tuned from names_nl", _SAME_SHAPE),
@@ -83,7 +88,8 @@ ARMS: dict[str, tuple[str, list[str]]] = {
 }
 # second-stage arm -> the arm whose run (same seed) it fine-tunes (model.pretrained = its last.pt)
 FIRST_STAGE: dict[str, str] = {"shape_nl": "names_nl", "shape_plain": "names_plain"}
-# Diagnostics (not run by default): the same_shape task, and one recipe choice changed at a time.
+# Diagnostics (not run by default): same_shape from scratch, one recipe choice changed at a
+# time, and the controls on the two-stage same_shape task (two runs each).
 DIAGNOSTIC_ARMS: dict[str, tuple[str, list[str]]] = {
     "shape_scratch_nl": ("same_shape from scratch, i3d_nl_tiny, 64 px, >= 32 px", _SHAPE),
     "shape_scratch_plain": ("same_shape from scratch, i3d_tiny, 64 px", [*_PLAIN, *_SHAPE]),
@@ -95,20 +101,7 @@ DIAGNOSTIC_ARMS: dict[str, tuple[str, list[str]]] = {
         ["model.nl_init=msra"],
     ),
 }
-# The controls of the main arms on the two-stage same_shape task (not run by default: each is
-# two runs). control -> (what, overrides of both stages); arms "names_<control>" (stage 1) and
-# "shape_<control>" (stage 2, fine-tuning the first).
-_SHAPE_CONTROLS: dict[str, tuple[str, list[str]]] = {
-    "matched": ("i3d_tiny_deep4 (plain, ~NL's parameters)", ["model.name=i3d_tiny_deep4"]),
-    "global_context": ("GCNet block in the NL positions", ["model.nl_block=global_context"]),
-    "nl_near": ("i3d_nl_tiny, near control (p2 = p1)", _NEAR),
-    "plain_near": ("i3d_tiny, near control (p2 = p1)", [*_PLAIN, *_NEAR]),
-    "nl_d24-40": ("i3d_nl_tiny, 24-40 px apart", _band(24, 40)),
-    "plain_d24-40": ("i3d_tiny, 24-40 px apart", [*_PLAIN, *_band(24, 40)]),
-    "nl_64": ("i3d_nl_tiny, 64 px frames, >= 32 px", _SIZE64),
-    "plain_64": ("i3d_tiny, 64 px frames, >= 32 px", [*_PLAIN, *_SIZE64]),
-}
-for _name, (_what, _overrides) in _SHAPE_CONTROLS.items():
+for _name, (_what, _overrides) in _CONTROLS.items():
     DIAGNOSTIC_ARMS[f"names_{_name}"] = (f"shape_names, {_what}", [*_overrides, *_NAMES])
     DIAGNOSTIC_ARMS[f"shape_{_name}"] = (f"same_shape, {_what}", [*_overrides, *_SAME_SHAPE])
     FIRST_STAGE[f"shape_{_name}"] = f"names_{_name}"
