@@ -33,8 +33,8 @@ from nlvideo.builtin.render import CLASSES, render_clip
 
 logger = logging.getLogger(__name__)
 
-# synthetic.task -> its class names; a clip's class is classes[index % len(classes)], but in
-# shape_names, whose class is the pair of shapes of the same_shape clip it renders.
+# synthetic.task -> its class names. A clip's class (``class_of``) is classes[index % len],
+# except in shape_names: the two shapes of the same_shape clip it renders.
 TASK_CLASSES: dict[str, tuple[str, ...]] = {
     "motion": CLASSES,
     "same_shape": same_shape.CLASSES,
