@@ -185,10 +185,11 @@ def render_dataset_clip(
     """Class name, frames and ground truth of clip ``index`` of ``split`` ("train"/"val").
 
     The ground truth is the object coverage (T, H, W) for the motion task, a
-    ``SameShapeClip`` for the same_shape and same_colour tasks.
+    ``SameShapeClip`` for the same_shape, same_colour and shape_names tasks.
     """
     rng = _clip_rng(params.seed, _SPLITS.index(split), index)
     num_frames = int(rng.integers(params.min_frames, params.max_frames + 1))
+    class_name = class_of(params.task, index)
     if params.task in PAIR_TASKS:
         frames, truth = same_shape.render_same_shape_clip(
             index,
@@ -199,8 +200,7 @@ def render_dataset_clip(
             max_distance=params.max_distance,
             compare=PAIR_TASKS[params.task],
         )
-        return class_of(params.task, index), frames, truth
-    class_name = CLASSES[index % len(CLASSES)]
+        return class_name, frames, truth
     frames, alpha = render_clip(class_name, rng, size=params.size, num_frames=num_frames)
     return class_name, frames, alpha
 
