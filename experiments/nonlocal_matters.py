@@ -172,6 +172,7 @@ def wilson(k: int, n: int) -> tuple[float, float]:
 # left out of a run's config key: where it lives, and its seed (kept beside the key)
 _NOT_KEYED = (
     "model.pretrained",  # a second stage's: a path in the first stage's (keyed) run folder
+    "model.pretrained_recipe",  # "" in every arm: the experiment runs its first stages itself
     "synthetic.root",
     "train.output_dir",
     "train.progress",

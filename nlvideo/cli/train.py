@@ -4,6 +4,8 @@ A rerun into a run folder continues its ``last.pt`` if the config is the same bu
 in ``nlvideo.engine.resume.RESUMABLE_KEYS`` and refuses otherwise. ``--resume CKPT`` without
 ``--config`` continues CKPT with its stored config (overrides: resumable keys only). Ctrl-C or
 SIGTERM finishes the step, saves ``last.pt`` and prints the command that resumes (exit 130/143).
+A recipe with ``model.pretrained_recipe`` trains that first stage first, with the same overrides
+(``nlvideo.config.stages``).
 """
 
 from __future__ import annotations
@@ -14,8 +16,12 @@ import os
 import sys
 import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from nlvideo.cli.common import new_parser, run_command, setup_logging
+
+if TYPE_CHECKING:
+    from nlvideo.config import Config
 
 PROG = "nlvideo-train"
 
@@ -52,6 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _train(args: argparse.Namespace, rank: int) -> int:
     from nlvideo.config import check_paths, config_to_yaml, load_config
+    from nlvideo.config.stages import training_stages
 
     base = args.config
     if args.resume and not args.config:  # continue the checkpoint's own run
@@ -65,29 +72,47 @@ def _train(args: argparse.Namespace, rank: int) -> int:
     if args.print_config:
         print(config_to_yaml(cfg), end="")
         return 0
-    check_paths(cfg)  # before the heavy imports: a mistyped path is reported at once
+    # Paths are checked before the heavy imports: a mistyped path is reported at once.
+    if args.resume:  # a resumed run already holds its first stage's weights
+        check_paths(cfg)
+        stages = [cfg]
+    else:
+        stages = training_stages(cfg, args.overrides)
 
     from tqdm.contrib.logging import logging_redirect_tqdm
 
-    from nlvideo.metrics import format_percent
     from nlvideo.pipeline import run_training
 
-    start = time.perf_counter()
-    with logging_redirect_tqdm():
-        metrics = run_training(cfg)
-    minutes = (time.perf_counter() - start) / 60
-    if rank == 0:
-        print(f"run folder: {cfg.train.output_dir}  ({minutes:.1f} min)")
-        if metrics:
-            print(
-                f"clip top-1 {format_percent(metrics['clip_top1'], 1)}  "
-                f"video top-1 {format_percent(metrics['video_top1'], 1)}  "
-                f"({metrics['num_evaluated']}/{metrics['num_videos']} videos, "
-                f"{len(metrics['failed'])} failed)"
-            )
-        if "scored" in metrics:
-            print(scored_line(metrics["scored"]))
+    for number, stage in enumerate(stages, 1):
+        name = f"stage {number}/{len(stages)}: " if len(stages) > 1 else ""
+        if name and rank == 0:
+            print(f"{name}{stage.train.output_dir}")
+        start = time.perf_counter()
+        with logging_redirect_tqdm():
+            metrics = run_training(stage)
+        if rank == 0:
+            _print_result(name, stage, metrics, (time.perf_counter() - start) / 60)
+        if number < len(stages) and "scored" not in metrics:  # train.max_steps stopped it
+            if rank == 0:
+                print(f"{name}not finished: the next stage needs its end; rerun to continue it")
+            return 0
     return 0
+
+
+def _print_result(name: str, cfg: Config, metrics: dict, minutes: float) -> None:
+    """Where the run went, how long it took, what it scored."""
+    from nlvideo.metrics import format_percent
+
+    print(f"{name}run folder: {cfg.train.output_dir}  ({minutes:.1f} min)")
+    if metrics:
+        print(
+            f"clip top-1 {format_percent(metrics['clip_top1'], 1)}  "
+            f"video top-1 {format_percent(metrics['video_top1'], 1)}  "
+            f"({metrics['num_evaluated']}/{metrics['num_videos']} videos, "
+            f"{len(metrics['failed'])} failed)"
+        )
+    if "scored" in metrics:
+        print(scored_line(metrics["scored"]))
 
 
 def scored_line(scored: dict) -> str:

@@ -38,6 +38,9 @@ class ModelConfig:
     pretrained: str = ""
     pretrained_format: str = "auto"  # auto (from the file) | a format of models.pretrained
     pretrained_strict: bool = True  # any tensor that does not fit is an error (new head excepted)
+    # The recipe that trains model.pretrained: a first stage, run first by nlvideo-train with the
+    # same command-line overrides (nlvideo.config.stages); "" = the weights already exist.
+    pretrained_recipe: str = ""
 
     def model_kwargs(self, num_classes: int) -> dict[str, Any]:
         """Keyword arguments of ``nlvideo.models.build_model``: every field but the ones below."""
@@ -47,6 +50,7 @@ class ModelConfig:
             "pretrained",
             "pretrained_format",
             "pretrained_strict",
+            "pretrained_recipe",
             "test_head",
         )
         options = {
