@@ -53,6 +53,18 @@ def test_a_same_shape_arm_fine_tunes_its_names_run_of_the_same_seed_on_the_same_
     assert names.synthetic == same.synthetic  # same seed, size and distances: the same clips
 
 
+@pytest.mark.parametrize(("net", "name"), [("nl", "i3d_nl_tiny"), ("plain", "i3d_tiny")])
+@pytest.mark.parametrize(("arm", "recipe"), [("names", "shape_names"), ("shape", "same_shape")])
+def test_the_two_stage_arms_train_what_the_readmes_recipes_train(net, name, arm, recipe, tmp_path):
+    ran = load_config(nm.RECIPE, nm.run_overrides(f"{arm}_{net}", 3, tmp_path, tmp_path, []))
+    recipe = nm.RECIPE.with_name(f"{recipe}.yaml")
+    readme = load_config(recipe, [f"model.name={name}", "synthetic.seed=3", "train.seed=3"])
+    for cfg in (ran, readme):  # where each writes and reads its files
+        cfg.synthetic.root = cfg.train.output_dir = cfg.model.pretrained = ""
+        cfg.model.pretrained_recipe, cfg.train.progress = "", True
+    assert ran == readme
+
+
 def test_a_second_stage_runs_after_its_first_even_when_only_it_is_asked_for(tmp_path):
     calls = []
 
