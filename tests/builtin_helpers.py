@@ -24,6 +24,19 @@ def tree_digest(root: Path) -> dict[str, str]:
     }
 
 
+# Two training steps on 16 / 8 generated clips, on the CPU, in the main process.
+SMALL_RUN = (
+    "synthetic.num_train=16",
+    "synthetic.num_val=8",
+    "train.iterations=2",
+    "train.batch_size=8",
+    "train.eval_batch_size=8",
+    "train.device=cpu",
+    "train.progress=false",
+    "data.num_workers=0",
+)
+
+
 def smoke_run(recipe: Path, tmp_path: Path, *extra: str) -> dict:
     """Two training steps of ``recipe`` on 16 / 8 generated clips, then its evaluation report.
 
@@ -34,14 +47,7 @@ def smoke_run(recipe: Path, tmp_path: Path, *extra: str) -> dict:
 
     overrides = [
         f"synthetic.root={tmp_path / 'data'}",
-        "synthetic.num_train=16",
-        "synthetic.num_val=8",
-        "train.iterations=2",
-        "train.batch_size=8",
-        "train.eval_batch_size=8",
-        "train.device=cpu",
-        "train.progress=false",
-        "data.num_workers=0",
+        *SMALL_RUN,
         f"train.output_dir={tmp_path / 'run'}",
         *extra,
     ]

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from builtin_helpers import SMALL_RUN
 
 import nlvideo.pipeline
 from nlvideo.cli.train import main as train_main
@@ -96,17 +97,6 @@ def test_a_bad_path_of_the_first_stage_is_reported_before_anything_runs(monkeypa
 
 # --------------------------------------------------------------------------- the command
 
-SMALL = (
-    "synthetic.num_train=16",
-    "synthetic.num_val=8",
-    "train.iterations=2",
-    "train.batch_size=8",
-    "train.eval_batch_size=8",
-    "train.device=cpu",
-    "train.progress=false",
-    "data.num_workers=0",
-)
-
 
 def test_one_command_trains_the_names_stage_then_fine_tunes_it(monkeypatch, tmp_path, capsys):
     monkeypatch.chdir(tmp_path)
@@ -119,7 +109,7 @@ def test_one_command_trains_the_names_stage_then_fine_tunes_it(monkeypatch, tmp_
         return real(cfg)
 
     monkeypatch.setattr(nlvideo.pipeline, "run_training", recording)
-    args = ["--config", str(RECIPE), FIRST, f"synthetic.root={tmp_path / 'data'}", *SMALL]
+    args = ["--config", str(RECIPE), FIRST, f"synthetic.root={tmp_path / 'data'}", *SMALL_RUN]
 
     # train.max_steps reaches the first stage too: it stops unfinished, the second waits.
     assert train_main([*args, "train.max_steps=1"]) == 0
