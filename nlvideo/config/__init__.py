@@ -39,6 +39,7 @@ __all__ = [
     "config_to_dict",
     "config_to_yaml",
     "load_config",
+    "require_file",
     "validate_config",
 ]
 
@@ -246,9 +247,19 @@ def check_paths(cfg: Config) -> None:
                 value = str(root / value) if (root / value).exists() else value
             files[f"data.{key}"] = value
     for key, value in files.items():
-        if value and not Path(value).is_file():
-            what = "is a directory, expected a file" if Path(value).is_dir() else "does not exist"
-            raise ValueError(f"{value}: {what} ({key})")
+        if value:
+            require_file(value, key)
+
+
+def require_file(path: str | Path, key: str) -> None:
+    """``path`` (the value of config key ``key``) must be a file.
+
+    Raises:
+        ValueError: ``<path>: does not exist (<key>)``, or ``is a directory, expected a file``.
+    """
+    if not Path(path).is_file():
+        what = "is a directory, expected a file" if Path(path).is_dir() else "does not exist"
+        raise ValueError(f"{path}: {what} ({key})")
 
 
 def config_to_dict(cfg: Config) -> dict[str, Any]:

@@ -14,7 +14,7 @@ import copy
 from collections.abc import Sequence
 from pathlib import Path
 
-from nlvideo.config import Config, check_paths, load_config
+from nlvideo.config import Config, check_paths, load_config, require_file
 
 # What one stage sets for itself: where it starts from, where it writes, what it resumes.
 STAGE_KEYS = (
@@ -45,9 +45,7 @@ def training_stages(cfg: Config, overrides: Sequence[str] = ()) -> list[Config]:
     stages, seen = [cfg], set()
     while (model := stages[0].model).pretrained_recipe and model.pretrained:
         recipe = Path(model.pretrained_recipe)
-        if not recipe.is_file():
-            what = "is a directory, expected a file" if recipe.is_dir() else "does not exist"
-            raise ValueError(f"{recipe}: {what} (model.pretrained_recipe)")
+        require_file(recipe, "model.pretrained_recipe")
         if recipe.resolve() in seen:
             raise ValueError(f"{recipe}: a stage of its own first stages (model.pretrained_recipe)")
         seen.add(recipe.resolve())
