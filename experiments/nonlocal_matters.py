@@ -12,7 +12,8 @@ keyed by its own training). Runs append one JSON line each to ``<out>/results.js
 whose training is already there is skipped, so the experiment can be run in pieces, on several
 machines, and resumed after an interruption (an interrupted run also resumes from its own
 ``last.pt``). A run is known by what it trains: the recipe resolved with its overrides, without
-its folders and seed (``config_key``; the seed is kept beside it). Change the recipe and the old
+its folders and seed, and for a second stage the training of the run it starts from
+(``run_key``; the seed is kept beside it). Change the recipe and the old
 runs no longer count for the arms they were run as (the tables list them as left out); two arms
 that resolve to the same training share their runs. ``<out>/summary.md`` gets the tables:
 held-out video accuracy per arm (every seed, mean with a 95% t-interval, take-off rate with a
@@ -171,7 +172,7 @@ def wilson(k: int, n: int) -> tuple[float, float]:
 
 # left out of a run's config key: where it lives, and its seed (kept beside the key)
 _NOT_KEYED = (
-    "model.pretrained",  # a second stage's: a path in the first stage's (keyed) run folder
+    "model.pretrained",  # a second stage's: keyed as its first stage's training (run_key)
     "model.pretrained_recipe",  # "" in every arm: the experiment runs its first stages itself
     "synthetic.root",
     "train.output_dir",
@@ -219,6 +220,20 @@ def config_key(overrides: Sequence[str], recipe: Path = RECIPE) -> str:
         del resolved[dotted]
     text = json.dumps(resolved, sort_keys=True, default=str)
     return hashlib.sha1(text.encode()).hexdigest()[:12]
+
+
+def run_key(arm: str, extra: Sequence[str] = ()) -> str:
+    """What a run of ``arm`` trains but its seed: ``config_key``, and for a second stage the
+    ``run_key`` of the run it fine-tunes (from scratch and fine-tuned are different runs)."""
+    key = config_key(training_overrides(arm, 0, extra))
+    if arm not in FIRST_STAGE:
+        return key
+    return staged_key(key, run_key(FIRST_STAGE[arm], extra))
+
+
+def staged_key(key: str, first_stage: str) -> str:
+    """The key of a run with config key ``key`` that starts from the run keyed ``first_stage``."""
+    return hashlib.sha1(f"{key} after {first_stage}".encode()).hexdigest()[:12]
 
 
 def train_one(overrides: list[str]) -> dict[str, Any]:
@@ -380,13 +395,15 @@ def run_all(
     for seed in seeds:  # seed-major: a partial run has every arm on the first seeds
         for arm in arms:
             overrides = run_overrides(arm, seed, out, data_root, extra)
-            key = config_key(overrides)
+            key = run_key(arm, extra)
             if (seed, key) in done:
                 print(
                     f"{arm} seed {seed}: done already (as {done[seed, key]}), skipped", flush=True
                 )
                 continue
             result = {"arm": arm, "seed": seed, "overrides": overrides, "config": key}
+            if arm in FIRST_STAGE:  # the training it starts from (part of its key)
+                result["first_stage"] = run_key(FIRST_STAGE[arm], extra)
             result |= train(overrides)
             result["extra"] = list(extra)  # summary rows keep these runs apart
             with open(path, "a") as f:
@@ -407,14 +424,9 @@ def _pct(x: float) -> str:
     return "n/a" if x != x else f"{100 * x:.1f}"
 
 
-def current_key(arm: str, extra: tuple[str, ...] = ()) -> str:
-    """The config key of ``arm`` (with ``extra``) under today's recipe."""
-    return config_key(training_overrides(arm, 0, extra))
-
-
 def summary_tables(
     results: Sequence[dict[str, Any]],
-    key_of: Callable[[str, tuple[str, ...]], str] = current_key,
+    key_of: Callable[[str, tuple[str, ...]], str] = run_key,
 ) -> str:
     """Markdown: one row per arm (every seed), then the NL - plain gap per data condition.
 

@@ -123,6 +123,37 @@ def test_a_run_is_known_by_what_it_trains_not_by_its_arm_or_folders(tmp_path, mo
     assert nm.config_key(["train.output_dir=x", "synthetic.root=y"]) == nm.config_key([])
 
 
+def test_a_fine_tuned_run_and_one_from_scratch_of_the_same_config_are_different_runs(tmp_path):
+    # shape_nl_64 fine-tunes names_nl_64; shape_scratch_nl trains the same config from scratch
+    assert nm.config_key(nm.training_overrides("shape_nl_64", 0)) == nm.config_key(
+        nm.training_overrides("shape_scratch_nl", 0)
+    )
+    calls = []
+
+    def fake_train(overrides):
+        calls.append(overrides)
+        tuned = any(o.startswith("model.pretrained=") for o in overrides)
+        return {"video_top1": 0.99 if tuned else 0.5, "seconds": 1.0}
+
+    results = nm.run_all(["shape_nl_64"], [0], tmp_path, train=fake_train)
+    assert len(calls) == 2 and results[-1]["first_stage"] == nm.run_key("names_nl_64")
+    rows = nm.summary_tables(results).splitlines()
+    assert not any(row.startswith("| shape_scratch_nl |") for row in rows)
+    results = nm.run_all(["shape_scratch_nl"], [0], tmp_path, train=fake_train)
+    assert len(calls) == 3  # not "done already (as shape_nl_64)"
+    rows = nm.summary_tables(results).splitlines()
+    assert "| 0: 99.0 |" in next(row for row in rows if row.startswith("| shape_nl_64 |"))
+    assert "| 0: 50.0 |" in next(row for row in rows if row.startswith("| shape_scratch_nl |"))
+
+
+def test_a_second_stage_is_another_run_when_its_first_stage_trains_otherwise(monkeypatch):
+    own, before = nm.config_key(nm.training_overrides("shape_nl", 0)), nm.run_key("shape_nl")
+    what, overrides = nm.ARMS["names_nl"]
+    monkeypatch.setitem(nm.ARMS, "names_nl", (what, [*overrides, "optim.lr=0.001"]))
+    assert nm.config_key(nm.training_overrides("shape_nl", 0)) == own  # its own config as it was
+    assert nm.run_key("shape_nl") != before
+
+
 def test_the_summary_counts_a_run_for_every_arm_that_trains_it_and_leaves_out_old_recipes(
     tmp_path, monkeypatch
 ):
