@@ -11,9 +11,10 @@ the same pytorchvideo block, which has no such option::
     python benchmarks/nonlocal.py --device cuda --dtype bf16 --shapes full
     python benchmarks/nonlocal.py --kernels ...   # + ours with each softmax kernel forced
 
-``--kernels`` adds ``ours-fused`` and ``ours-explicit``: the fast path with the fused SDPA
-kernel or two matmuls forced, so that one run shows which kernel wins at every shape (the
-rule in ``nlvideo/models/nl_kernels.py`` is fitted on that).
+``--kernels`` adds ``ours-fused``, ``ours-explicit`` and ``ours-folded``: the fast path with
+the fused SDPA kernel, two matmuls, or two matmuls with ``W_theta`` / ``W_z`` folded into the
+keys and values forced, so that one run shows which kernel wins at every shape (the rules in
+``nlvideo/models/nl_kernels.py`` are fitted on that).
 
 ``--clock cpu`` times with the process's CPU time instead of the wall clock: steadier on a
 shared machine (other processes' load barely moves it) and equal to wall time x threads when
@@ -73,7 +74,8 @@ def build_models(
     channels: int, device: torch.device, maths: str = "slowfast", kernels: bool = False
 ) -> dict[str, nn.Module]:
     """Ours (fast, reference) and pytorchvideo's block with identical random weights; with
-    ``kernels`` also ours with each softmax kernel forced (``ours-fused``, ``ours-explicit``)."""
+    ``kernels`` also ours with each softmax kernel forced (``ours-fused``, ``ours-explicit``,
+    ``ours-folded``)."""
     peer = create_nonlocal(
         dim_in=channels, dim_inner=channels // 2, pool_size=(1, 2, 2), instantiation="softmax"
     )
@@ -94,7 +96,7 @@ def build_models(
     )
     reference.load_state_dict(ours.state_dict())
     models = {f"ours/{maths}": ours, f"ref/{maths}": reference, "pytorchvideo": peer}
-    for kernel in ("fused", "explicit") if kernels else ():
+    for kernel in ("fused", "explicit", "folded") if kernels else ():
         forced = NLBlockND(channels, channels // 2, "embedded", 3, **MATHS[maths])
         forced.load_state_dict(ours.state_dict())
         forced.softmax_kernel = kernel

@@ -69,7 +69,7 @@ def test_both_softmax_kernels_match_reference_at_the_same_shape(
     assert bool(calls) == (pairs_per_channel == 0)
 
 
-@pytest.mark.parametrize("kernel", ["fused", "explicit"])
+@pytest.mark.parametrize("kernel", ["fused", "explicit", "folded"])
 @pytest.mark.parametrize("maths", sorted(MATHS))
 @pytest.mark.parametrize("length", [64, 2048])  # below and above the CPU rule's bound
 def test_a_forced_softmax_kernel_runs_and_matches_reference(monkeypatch, kernel, maths, length):
@@ -78,6 +78,35 @@ def test_a_forced_softmax_kernel_runs_and_matches_reference(monkeypatch, kernel,
     block.softmax_kernel = kernel
     check_equal_to_reference(block, x)
     assert bool(calls) == (kernel == "fused")
+
+
+@pytest.mark.parametrize("maths", sorted(MATHS))
+@pytest.mark.parametrize("dimension", [1, 2, 3])
+@pytest.mark.parametrize("length", [16, 48, 64, 512])
+def test_projections_are_folded_exactly_where_it_saves_work(monkeypatch, maths, dimension, length):
+    folded = []
+    monkeypatch.setattr(
+        NLBlockND, "_forward_folded", lambda self, x, gemm: folded.append(x) or real(self, x, gemm)
+    )
+    block, x = block_and_input("embedded", maths, 64, length, inter=32)
+    if dimension != 1:  # the same positions as a 2-D / 3-D map (keys pooled 2x2: M = L / 4)
+        block = randomise(NLBlockND(64, 32, "embedded", dimension, **MATHS[maths]), 0)
+        block = block.double().train()
+        x = x.reshape(2, 64, *((2,) if dimension == 3 else ()), -1, 4)
+    check_equal_to_reference(block, x)
+    keys = block._key_count(x)
+    assert keys == length // (2 if dimension == 1 else 4)
+    assert bool(folded) == nl_kernels.folding_pays(length, keys, 64, 32)
+
+
+real = NLBlockND._forward_folded
+
+
+def test_folding_is_for_the_embedded_mode_only():
+    block, x = block_and_input("gaussian", "paper", 32, 64, inter=16)
+    block.softmax_kernel = "folded"
+    with pytest.raises(ValueError, match=r"folded.*embedded"):
+        block(x)
 
 
 def test_an_unknown_softmax_kernel_is_an_error():
@@ -95,6 +124,11 @@ def test_rule_at_the_benchmarked_resnet50_shapes():
     assert rule(4 * 784, 4 * 196, 256)  # res3 T4
     assert not rule(16 * 784, 16 * 196, 256)  # res3 T16: the fused kernel
     assert not rule(32 * 784, 32 * 196, 256)
+    folds = nl_kernels.folding_pays
+    assert folds(4 * 196, 4 * 49, 1024, 512)  # res4 T4: W_theta and W_z folded
+    assert not folds(16 * 196, 16 * 49, 1024, 512)  # res4 T16, T32: projected as usual
+    assert not folds(32 * 196, 32 * 49, 1024, 512)
+    assert not folds(4 * 784, 4 * 196, 512, 256)  # res3 T4
 
 
 @pytest.mark.parametrize("maths", sorted(MATHS))
@@ -135,4 +169,20 @@ def test_explicit_kernels_use_no_more_memory_than_the_reference(mode, maths):
     reference = peak_bytes(step(lambda t: block.forward_reference(t)[0]))
     affinity = x.shape[0] * x.shape[-1] * (x.shape[-1] // 2) * x.element_size()
     # Equal up to a few KiB of bookkeeping; one more affinity-sized buffer would show here.
+    assert fast <= reference + affinity // 32, (fast, reference, affinity)
+
+
+@pytest.mark.parametrize("maths", sorted(MATHS))
+@pytest.mark.parametrize("length", [48, 512])  # folding saves work at 48, not at 512
+def test_the_folded_kernel_uses_no_more_memory_than_the_reference(maths, length):
+    block, x = block_and_input("embedded", maths, 64, length, inter=32)
+    block.softmax_kernel = "folded"
+    x.requires_grad_()
+
+    def step(forward):
+        return lambda: forward(x).sum().backward()
+
+    fast = peak_bytes(step(block))
+    reference = peak_bytes(step(lambda t: block.forward_reference(t)[0]))
+    affinity = x.shape[0] * x.shape[-1] * (x.shape[-1] // 2) * x.element_size()
     assert fast <= reference + affinity // 32, (fast, reference, affinity)

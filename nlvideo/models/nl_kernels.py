@@ -40,7 +40,8 @@ def pointwise(conv: nn.Module, x: Tensor) -> Tensor:
     return out.view(n, -1, *x.shape[2:])
 
 
-SOFTMAX_KERNELS = ("auto", "fused", "explicit")
+# "folded": two matmuls with W_theta and W_z folded into the keys and values (NLBlockND, embedded)
+SOFTMAX_KERNELS = ("auto", "fused", "explicit", "folded")
 
 
 def softmax_attention(
@@ -59,9 +60,29 @@ def softmax_attention(
 def explicit_pays(q: Tensor, k: Tensor, v: Tensor) -> bool:
     """Whether two matmuls beat the fused kernel for these ``(N, L, C)`` / ``(N, M, C)`` inputs."""
     channels = max(q.shape[-1], v.shape[-1])
-    if q.device.type == "cuda":
-        return not cuda_fused_attention_fits(q.dtype, channels)
-    return q.device.type == "cpu" and cpu_explicit_softmax(q.shape[1], k.shape[1], channels)
+    return explicit_pays_at(q.device.type, q.dtype, q.shape[1], k.shape[1], channels)
+
+
+def explicit_pays_at(
+    device: str, dtype: torch.dtype, length: int, keys: int, channels: int
+) -> bool:
+    """``explicit_pays`` from the shape alone: ``length`` queries, ``keys`` keys, ``channels``
+    on the wider of the query / value sides."""
+    if device == "cuda":
+        return not cuda_fused_attention_fits(dtype, channels)
+    return device == "cpu" and cpu_explicit_softmax(length, keys, channels)
+
+
+def folding_pays(length: int, keys: int, channels: int, inner: int) -> bool:
+    """Whether folding ``W_theta`` into the keys and ``W_z`` into the values costs fewer
+    multiply-adds than projecting every query and every output, per sample.
+
+    ``theta^T phi = x^T (W_theta^T phi)`` and ``W_z (A g) = A (W_z g)`` (``A``: the attention):
+    the folded forms cost ``M C (Ci + L)`` each against ``L Ci (C + M)``. With ``C = 2 Ci`` and
+    keys pooled 2x2 that is ``L < 6 Ci``: ResNet-50's res4 (512 inner channels) at T4 and 224 px
+    (784 positions), not T16 (3136).
+    """
+    return keys * channels * (inner + length) < length * inner * (channels + keys)
 
 
 def fused_softmax(q: Tensor, k: Tensor, v: Tensor, scale: float, *, split: bool = True) -> Tensor:

@@ -14,7 +14,9 @@ maths, no more memory than it; faster there: GEMM speed, little to stream); wher
 kernels that never build it: softmax modes through ``scaled_dot_product_attention`` (fused,
 memory-lean; except CUDA outside flash/cuDNN's range, fp32 or > 256 channels, where two
 matmuls are faster), ``dot`` through associativity ``theta (phi^T g) / M``, and
-``concatenate`` sorts the key scores so that each query's sum is two prefix-sum look-ups. On
+``concatenate`` sorts the key scores so that each query's sum is two prefix-sum look-ups. Where
+the queries are few against the channels (``embedded``, two matmuls), ``W_theta`` and ``W_z``
+are folded into the keys and values instead of applied at every position (``folding_pays``). On
 CPU the fast path also runs the 1x1 convs as batched GEMMs (``pointwise``).
 ``forward_reference`` builds the affinity matrix explicitly with the conv modules (tests,
 visualisation).
@@ -27,7 +29,15 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from nlvideo.models.nl_groups import block_diagonal, from_groups, group_count, to_groups
-from nlvideo.models.nl_kernels import concat_attention, dot_attention, pointwise, softmax_attention
+from nlvideo.models.nl_kernels import (
+    SOFTMAX_KERNELS,
+    concat_attention,
+    dot_attention,
+    explicit_pays_at,
+    folding_pays,
+    pointwise,
+    softmax_attention,
+)
 
 MODES = ("gaussian", "embedded", "dot", "concatenate")
 _CONV = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
@@ -68,8 +78,9 @@ class NLBlockND(nn.Module):
             jit trace would bake it in; torch.export skips it anyway), and ``concatenate``
             through its ``L x M`` affinity (its sort / searchsorted path has no ONNX form).
             Off by default; see ``nlvideo.models.hooks.export_mode``.
-        softmax_kernel: ``"auto"`` (the kernel rule of ``nl_kernels.softmax_attention``), or
-            ``"fused"`` / ``"explicit"`` to force one: benchmarks time both at every shape.
+        softmax_kernel: ``"auto"`` (the kernel rule of ``nl_kernels.softmax_attention``, and
+            ``folding_pays`` for ``embedded``), or ``"fused"`` / ``"explicit"`` / ``"folded"``
+            (``embedded`` only) to force one: benchmarks time each at every shape.
     """
 
     exportable: bool = False
@@ -176,6 +187,8 @@ class NLBlockND(nn.Module):
             return self.forward_reference(x)[0]
         self._check_input(x)
         gemm = x.device.type == "cpu"  # 1x1 convs as batched GEMMs (see pointwise)
+        if self._folds(x):
+            return self._forward_folded(x, gemm)
         theta, phi, g = self._embed(x, gemm=gemm)
         if self.mode in ("gaussian", "embedded"):
             kernel, split = self.softmax_kernel, not self.exportable
@@ -188,6 +201,52 @@ class NLBlockND(nn.Module):
             w = self.concat_project.weight.flatten()
             y = concat_attention(theta, phi, g, w, self.scale)
         return self._output(x, y, gemm=gemm)
+
+    def _folds(self, x: Tensor) -> bool:
+        """Whether ``forward`` runs ``_forward_folded`` for ``x`` (softmax_kernel and shape)."""
+        kernel = self.softmax_kernel
+        if kernel not in SOFTMAX_KERNELS:
+            raise ValueError(f"softmax kernel expected one of {SOFTMAX_KERNELS}, got {kernel!r}")
+        if kernel == "folded" and self.mode != "embedded":
+            raise ValueError(f"softmax kernel 'folded': embedded mode only, not {self.mode!r}")
+        if kernel != "auto" or self.mode != "embedded":
+            return kernel == "folded"
+        length, keys, inner = x[0, 0].numel(), self._key_count(x), self.inter_channels
+        device = x.device.type  # under autocast the matmuls run in its dtype, not x's
+        autocast = torch.is_autocast_enabled(device)
+        dtype = torch.get_autocast_dtype(device) if autocast else x.dtype
+        return explicit_pays_at(device, dtype, length, keys, inner) and folding_pays(
+            length, keys, self.in_channels, inner
+        )
+
+    def _key_count(self, x: Tensor) -> int:
+        """``M``: positions of ``x`` after the key pool (kernel = stride, no padding)."""
+        sizes = getattr(self.pool, "kernel_size", 1)  # nn.Identity: no pooling
+        sizes = (sizes,) * self.dimension if isinstance(sizes, int) else sizes
+        keys = 1
+        for side, k in zip(x.shape[2:], sizes, strict=True):
+            keys *= side // k
+        return keys
+
+    def _forward_folded(self, x: Tensor, gemm: bool) -> Tensor:
+        """``embedded`` with ``W_theta`` folded into the keys and ``W_z`` into the values: the
+        logits ``x^T (W_theta^T phi) + b_theta^T phi``, the output ``A (W_z g + b_z)`` (rows of
+        the softmax ``A`` sum to 1), so neither projection runs at every position."""
+        _, phi, g = self._embed(x, gemm=gemm, queries=False)  # (N, M, Ci) each
+        n = x.shape[0]
+        w_theta = self.theta.weight.flatten(1)  # (Ci, C)
+        keys = torch.bmm(phi, w_theta.expand(n, -1, -1))  # (N, M, Ci) x (Ci, C) -> (N, M, C)
+        # theta's bias: one score b^T phi_j per key, (N, 1, Ci) x (N, Ci, M) -> (N, 1, M)
+        key_scores = torch.bmm(self.theta.bias.expand(n, 1, -1), phi.transpose(1, 2))
+        # Keys x positions, so that x is read and its gradient written in its own layout:
+        # ((N, M, 1) + (N, M, C) x (N, C, L)) * scale -> (N, M, L), softmax over the keys
+        logits = torch.baddbmm(
+            key_scores.transpose(1, 2), keys, x.flatten(2), beta=self.scale, alpha=self.scale
+        )
+        attention = logits.softmax(dim=1).to(g.dtype)
+        values = pointwise(self.out_conv, g.transpose(1, 2))  # (N, Ci, M) -> (N, C, M)
+        y = torch.bmm(values, attention)  # (N, C, M) x (N, M, L) -> (N, C, L)
+        return x + self.out_norm(y.view(x.shape))
 
     def forward_reference(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """Explicit-affinity path; returns ``(z, attention)`` with attention ``(N, THW, M)``
@@ -258,19 +317,23 @@ class NLBlockND(nn.Module):
                 f"(input shape {tuple(x.shape)})"
             )
 
-    def _embed(self, x: Tensor, gemm: bool = False) -> tuple[Tensor, Tensor, Tensor]:
+    def _embed(
+        self, x: Tensor, gemm: bool = False, queries: bool = True
+    ) -> tuple[Tensor, Tensor, Tensor]:
         """Queries ``(N, L, Cq)``, keys ``(N, M, Cq)`` and values ``(N, M, Ci)``; ``gemm``
-        applies the 1x1 convs as batched GEMMs (``pointwise``), else as the conv modules."""
+        applies the 1x1 convs as batched GEMMs (``pointwise``), else as the conv modules;
+        ``queries=False`` leaves theta out (``x`` in its place: the folded path)."""
         conv = pointwise if gemm else lambda module, t: module(t)
         if self.mode == "gaussian":
             theta, phi = x, self.pool(x)
             g = conv(self.g, phi) if self.pool_first else self.pool(conv(self.g, x))
-        elif self.pool_first:
-            pooled = self.pool(x)
-            theta, phi, g = conv(self.theta, x), conv(self.phi, pooled), conv(self.g, pooled)
         else:
-            theta = conv(self.theta, x)
-            phi, g = self.pool(conv(self.phi, x)), self.pool(conv(self.g, x))
+            theta = conv(self.theta, x) if queries else x
+            if self.pool_first:
+                pooled = self.pool(x)
+                phi, g = conv(self.phi, pooled), conv(self.g, pooled)
+            else:
+                phi, g = self.pool(conv(self.phi, x)), self.pool(conv(self.g, x))
         # (N, C, *S) -> (N, prod(S), C)
         return tuple(t.flatten(2).transpose(1, 2) for t in (theta, phi, g))
 
