@@ -213,7 +213,7 @@ class NLBlockND(nn.Module):
             return kernel == "folded"
         length, keys, inner = x[0, 0].numel(), self._key_count(x), self.inter_channels
         device = x.device.type  # under autocast the matmuls run in its dtype, not x's
-        autocast = torch.is_autocast_enabled(device)
+        autocast = torch.amp.is_autocast_available(device) and torch.is_autocast_enabled(device)
         dtype = torch.get_autocast_dtype(device) if autocast else x.dtype
         return explicit_pays_at(device, dtype, length, keys, inner) and folding_pays(
             length, keys, self.in_channels, inner
