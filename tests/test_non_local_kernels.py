@@ -109,6 +109,12 @@ def test_folding_is_for_the_embedded_mode_only():
         block(x)
 
 
+def test_softmax_attention_itself_cannot_fold():  # the block folds; q, k, v are past that
+    q = torch.randn(1, 8, 4)
+    with pytest.raises(ValueError, match="folded"):
+        nl_kernels.softmax_attention(q, q, q, 1.0, kernel="folded")
+
+
 def test_an_unknown_softmax_kernel_is_an_error():
     block, x = block_and_input("embedded", "paper", 32, 64, inter=16)
     block.softmax_kernel = "flash"

@@ -40,8 +40,7 @@ def pointwise(conv: nn.Module, x: Tensor) -> Tensor:
     return out.view(n, -1, *x.shape[2:])
 
 
-# "folded": two matmuls with W_theta and W_z folded into the keys and values (NLBlockND, embedded)
-SOFTMAX_KERNELS = ("auto", "fused", "explicit", "folded")
+SOFTMAX_KERNELS = ("auto", "fused", "explicit")
 
 
 def softmax_attention(

@@ -46,6 +46,8 @@ _NORM = {1: nn.BatchNorm1d, 2: nn.BatchNorm2d, 3: nn.BatchNorm3d}
 # Paper/seed sub-sampling: spatial 2x2 only (time is kept) for video, 2 for 1-D sequences.
 _DEFAULT_POOL = {1: (2,), 2: (2, 2), 3: (1, 2, 2)}
 _SPATIAL_NAMES = {1: "L", 2: "H, W", 3: "T, H, W"}
+# softmax_kernel values: softmax_attention's, and "folded" (W_theta / W_z folded, embedded only)
+BLOCK_KERNELS = (*SOFTMAX_KERNELS, "folded")
 
 
 class NLBlockND(nn.Module):
@@ -205,8 +207,8 @@ class NLBlockND(nn.Module):
     def _folds(self, x: Tensor) -> bool:
         """Whether ``forward`` runs ``_forward_folded`` for ``x`` (softmax_kernel and shape)."""
         kernel = self.softmax_kernel
-        if kernel not in SOFTMAX_KERNELS:
-            raise ValueError(f"softmax kernel expected one of {SOFTMAX_KERNELS}, got {kernel!r}")
+        if kernel not in BLOCK_KERNELS:
+            raise ValueError(f"softmax kernel expected one of {BLOCK_KERNELS}, got {kernel!r}")
         if kernel == "folded" and self.mode != "embedded":
             raise ValueError(f"softmax kernel 'folded': embedded mode only, not {self.mode!r}")
         if kernel != "auto" or self.mode != "embedded":
