@@ -189,9 +189,10 @@ class NLBlockND(nn.Module):
             return self.forward_reference(x)[0]
         self._check_input(x)
         gemm = x.device.type == "cpu"  # 1x1 convs as batched GEMMs (see pointwise)
-        if self._folds(x):
-            return self._forward_folded(x, gemm)
-        theta, phi, g = self._embed(x, gemm=gemm)
+        phi, g = self._keys_values(x, gemm)
+        if self._folds(x, keys=phi.shape[1]):
+            return self._forward_folded(x, phi, g)
+        theta = self._queries(x, gemm)
         if self.mode in ("gaussian", "embedded"):
             kernel, split = self.softmax_kernel, not self.exportable
             y = softmax_attention(theta, phi, g, self.scale, split=split, kernel=kernel)
@@ -204,8 +205,9 @@ class NLBlockND(nn.Module):
             y = concat_attention(theta, phi, g, w, self.scale)
         return self._output(x, y, gemm=gemm)
 
-    def _folds(self, x: Tensor) -> bool:
-        """Whether ``forward`` runs ``_forward_folded`` for ``x`` (softmax_kernel and shape)."""
+    def _folds(self, x: Tensor, keys: int) -> bool:
+        """Whether ``forward`` runs ``_forward_folded`` for ``x`` and its ``keys`` pooled
+        positions (softmax_kernel and shape)."""
         kernel = self.softmax_kernel
         if kernel not in BLOCK_KERNELS:
             raise ValueError(f"softmax kernel expected one of {BLOCK_KERNELS}, got {kernel!r}")
@@ -213,7 +215,7 @@ class NLBlockND(nn.Module):
             raise ValueError(f"softmax kernel 'folded': embedded mode only, not {self.mode!r}")
         if kernel != "auto" or self.mode != "embedded":
             return kernel == "folded"
-        length, keys, inner = x[0, 0].numel(), self._key_count(x), self.inter_channels
+        length, inner = x[0, 0].numel(), self.inter_channels
         device = x.device.type  # under autocast the matmuls run in its dtype, not x's
         autocast = torch.amp.is_autocast_available(device) and torch.is_autocast_enabled(device)
         dtype = torch.get_autocast_dtype(device) if autocast else x.dtype
@@ -221,20 +223,11 @@ class NLBlockND(nn.Module):
             length, keys, self.in_channels, inner
         )
 
-    def _key_count(self, x: Tensor) -> int:
-        """``M``: positions of ``x`` after the key pool (kernel = stride, no padding)."""
-        sizes = getattr(self.pool, "kernel_size", 1)  # nn.Identity: no pooling
-        sizes = (sizes,) * self.dimension if isinstance(sizes, int) else sizes
-        keys = 1
-        for side, k in zip(x.shape[2:], sizes, strict=True):
-            keys *= side // k
-        return keys
-
-    def _forward_folded(self, x: Tensor, gemm: bool) -> Tensor:
+    def _forward_folded(self, x: Tensor, phi: Tensor, g: Tensor) -> Tensor:
         """``embedded`` with ``W_theta`` folded into the keys and ``W_z`` into the values: the
         logits ``x^T (W_theta^T phi) + b_theta^T phi``, the output ``A (W_z g + b_z)`` (rows of
-        the softmax ``A`` sum to 1), so neither projection runs at every position."""
-        _, phi, g = self._embed(x, gemm=gemm, queries=False)  # (N, M, Ci) each
+        the softmax ``A`` sum to 1), so neither projection runs at every position. ``phi`` and
+        ``g``: ``(N, M, Ci)`` each, as ``_keys_values`` makes them."""
         n = x.shape[0]
         w_theta = self.theta.weight.flatten(1)  # (Ci, C)
         keys = torch.bmm(phi, w_theta.expand(n, -1, -1))  # (N, M, Ci) x (Ci, C) -> (N, M, C)
@@ -319,25 +312,28 @@ class NLBlockND(nn.Module):
                 f"(input shape {tuple(x.shape)})"
             )
 
-    def _embed(
-        self, x: Tensor, gemm: bool = False, queries: bool = True
-    ) -> tuple[Tensor, Tensor, Tensor]:
+    def _embed(self, x: Tensor, gemm: bool = False) -> tuple[Tensor, Tensor, Tensor]:
         """Queries ``(N, L, Cq)``, keys ``(N, M, Cq)`` and values ``(N, M, Ci)``; ``gemm``
-        applies the 1x1 convs as batched GEMMs (``pointwise``), else as the conv modules;
-        ``queries=False`` leaves theta out (``x`` in its place: the folded path)."""
-        conv = pointwise if gemm else lambda module, t: module(t)
+        applies the 1x1 convs as batched GEMMs (``pointwise``), else as the conv modules."""
+        return self._queries(x, gemm), *self._keys_values(x, gemm)
+
+    def _queries(self, x: Tensor, gemm: bool) -> Tensor:
+        """``(N, L, Cq)``: theta of ``x`` (``x`` itself for ``gaussian``)."""
+        theta = x if self.mode == "gaussian" else _conv(self.theta, x, gemm)
+        return theta.flatten(2).transpose(1, 2)  # (N, C, *S) -> (N, prod(S), C)
+
+    def _keys_values(self, x: Tensor, gemm: bool) -> tuple[Tensor, Tensor]:
+        """Keys ``(N, M, Cq)`` and values ``(N, M, Ci)``: phi and g of ``x``, pooled before their
+        convs (``pool_first``) or after; ``gaussian`` keys are ``x`` pooled."""
         if self.mode == "gaussian":
-            theta, phi = x, self.pool(x)
-            g = conv(self.g, phi) if self.pool_first else self.pool(conv(self.g, x))
+            phi = self.pool(x)
+            g = _conv(self.g, phi, gemm) if self.pool_first else self.pool(_conv(self.g, x, gemm))
+        elif self.pool_first:
+            pooled = self.pool(x)
+            phi, g = _conv(self.phi, pooled, gemm), _conv(self.g, pooled, gemm)
         else:
-            theta = conv(self.theta, x) if queries else x
-            if self.pool_first:
-                pooled = self.pool(x)
-                phi, g = conv(self.phi, pooled), conv(self.g, pooled)
-            else:
-                phi, g = self.pool(conv(self.phi, x)), self.pool(conv(self.g, x))
-        # (N, C, *S) -> (N, prod(S), C)
-        return tuple(t.flatten(2).transpose(1, 2) for t in (theta, phi, g))
+            phi, g = self.pool(_conv(self.phi, x, gemm)), self.pool(_conv(self.g, x, gemm))
+        return phi.flatten(2).transpose(1, 2), g.flatten(2).transpose(1, 2)
 
     def _output(self, x: Tensor, y: Tensor, gemm: bool = False) -> Tensor:
         # (N, L, Ci) -> (N, Ci, *S): a view for the GEMM, which reads it transposed
@@ -346,3 +342,8 @@ class NLBlockND(nn.Module):
             return x + self.out_norm(pointwise(self.out_conv, y).view(x.shape))
         y = y.reshape(x.shape[0], self.inter_channels, *x.shape[2:])
         return x + self.out_norm(self.out_conv(y))
+
+
+def _conv(module: nn.Module, x: Tensor, gemm: bool) -> Tensor:
+    """A 1x1 conv module on ``x``: as a batched GEMM (``pointwise``) where ``gemm``."""
+    return pointwise(module, x) if gemm else module(x)
