@@ -88,7 +88,7 @@ def test_projections_are_folded_exactly_where_it_saves_work(monkeypatch, maths, 
     monkeypatch.setattr(
         NLBlockND,
         "_forward_folded",
-        lambda self, x, phi, g: folded.append(phi.shape[1]) or real(self, x, phi, g),
+        lambda self, x, *args: folded.append(args[-2].shape[1]) or real(self, x, *args),
     )
     block, x = block_and_input("embedded", maths, 64, length, inter=32)
     if dimension != 1:  # the same positions as a 2-D / 3-D map (keys pooled 2x2: M = L / 4)
@@ -163,14 +163,30 @@ def peak_bytes(fn) -> int:
     return peak
 
 
-def assert_no_more_memory_than_the_reference(block: NLBlockND, x: torch.Tensor) -> None:
+def fast_and_reference_peaks(
+    block: NLBlockND, x: torch.Tensor, autocast: torch.dtype | None = None
+) -> tuple[int, int]:
+    """Peak extra bytes of one fwd+bwd step of the fast path and of ``forward_reference``."""
     x = x.clone().requires_grad_()
 
     def step(forward):
-        return lambda: forward(x).sum().backward()
+        def run():
+            # One autocast per step, as in training (it caches the casts of leaf tensors for
+            # as long as it is on); x * 1: an activation, as in a network, not a leaf.
+            with torch.autocast("cpu", dtype=autocast, enabled=autocast is not None):
+                forward(x * 1).sum().backward()
 
-    fast = peak_bytes(step(block))
-    reference = peak_bytes(step(lambda t: block.forward_reference(t)[0]))
+        return run
+
+    for warm_up in (step(block), step(lambda t: block.forward_reference(t)[0])):
+        warm_up()  # steady state: one-time allocations of a first call are not the kernel's
+    return peak_bytes(step(block)), peak_bytes(step(lambda t: block.forward_reference(t)[0]))
+
+
+def assert_no_more_memory_than_the_reference(
+    block: NLBlockND, x: torch.Tensor, autocast: torch.dtype | None = None
+) -> None:
+    fast, reference = fast_and_reference_peaks(block, x, autocast)
     affinity = x.shape[0] * x.shape[-1] * (x.shape[-1] // 2) * x.element_size()
     # Equal up to a few KiB of bookkeeping; one more affinity-sized buffer would show here.
     assert fast <= reference + affinity // 32, (fast, reference, affinity)
@@ -190,3 +206,24 @@ def test_the_folded_kernel_uses_no_more_memory_than_the_reference(maths, length)
     block, x = block_and_input("embedded", maths, 64, length, inter=32)
     block.softmax_kernel = "folded"
     assert_no_more_memory_than_the_reference(block, x)
+
+
+@pytest.mark.parametrize("kernel", ["auto", "explicit", "folded"])
+@pytest.mark.parametrize("maths", sorted(MATHS))
+def test_cpu_autocast_uses_no_more_memory_than_the_reference(maths, kernel):
+    # res4 T4's proportions (fewer positions than channels): a cast of x per projection, or of
+    # the batch-expanded weight per sample, would show here beside the small affinity.
+    block, x = block_and_input("embedded", maths, 256, 384, inter=128)
+    block.float().softmax_kernel = kernel
+    assert_no_more_memory_than_the_reference(block, x.float(), autocast=torch.bfloat16)
+
+
+@pytest.mark.parametrize("kernel", ["explicit", "folded"])
+def test_cpu_autocast_casts_the_input_once_for_theta_phi_and_g(kernel):
+    # The paper's maths projects x at every position three times: the reference path keeps a
+    # bf16 copy of x per projection for the backward, the fast path one for all.
+    block, x = block_and_input("embedded", "paper", 256, 384, inter=128)
+    block.float().softmax_kernel = kernel
+    fast, reference = fast_and_reference_peaks(block, x.float(), autocast=torch.bfloat16)
+    copy = x.numel() * 2  # bytes of x in bf16
+    assert fast <= reference - copy, (fast, reference, copy)

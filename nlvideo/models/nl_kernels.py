@@ -22,6 +22,30 @@ CUDA_FUSED_MAX_HEAD = 256  # largest head size of PyTorch's flash / cuDNN attent
 CPU_EXPLICIT_PAIRS_PER_CHANNEL = 40_000
 
 
+def autocast_dtype(device_type: str) -> torch.dtype | None:
+    """The dtype autocast runs matmuls in on ``device_type`` now; None where it is off."""
+    if torch.amp.is_autocast_available(device_type) and torch.is_autocast_enabled(device_type):
+        return torch.get_autocast_dtype(device_type)
+    return None
+
+
+def cast_once(x: Tensor) -> Tensor:
+    """``x`` in autocast's dtype, for every projection of it: autocast casts a non-leaf input
+    again for each op (three bf16 copies of ``x`` kept for the backward instead of one)."""
+    dtype = autocast_dtype(x.device.type)
+    if dtype is None or x.dtype not in (torch.float32, torch.float16, torch.bfloat16):
+        return x  # autocast leaves float64 alone
+    return x.to(dtype)
+
+
+def gemm_weight(conv: nn.Module, x: Tensor) -> Tensor:
+    """``conv``'s weight as a ``(Cout, C)`` matrix for a GEMM on ``x``, cast to autocast's
+    dtype here: autocast would cast its batch-expanded view, one copy per sample."""
+    weight = conv.weight.flatten(1)  # (Cout, C, 1, ...) -> (Cout, C)
+    dtype = autocast_dtype(x.device.type)
+    return weight if dtype is None else weight.to(dtype)
+
+
 def pointwise(conv: nn.Module, x: Tensor) -> Tensor:
     """1x1 ``conv`` of ``x`` ``(N, C, *S)`` or ``(N, C, L)`` as one batched GEMM on ``x`` as it
     lies: ``(N, Cout, *S)``.
@@ -32,9 +56,8 @@ def pointwise(conv: nn.Module, x: Tensor) -> Tensor:
     ``matmul`` would copy ``x`` to fold the batch into the rows.
     """
     n = x.shape[0]
-    weight = conv.weight.flatten(1)  # (Cout, C, 1, ...) -> (Cout, C)
     # (N, Cout, C) x (N, C, L) -> (N, Cout, L)
-    out = torch.bmm(weight.expand(n, -1, -1), x.flatten(2))
+    out = torch.bmm(gemm_weight(conv, x).expand(n, -1, -1), x.flatten(2))
     if conv.bias is not None:
         out = out.add_(conv.bias[:, None].to(out.dtype))  # in place: bmm's backward keeps no output
     return out.view(n, -1, *x.shape[2:])

@@ -31,10 +31,13 @@ from torch import Tensor, nn
 from nlvideo.models.nl_groups import block_diagonal, from_groups, group_count, to_groups
 from nlvideo.models.nl_kernels import (
     SOFTMAX_KERNELS,
+    autocast_dtype,
+    cast_once,
     concat_attention,
     dot_attention,
     explicit_pays_at,
     folding_pays,
+    gemm_weight,
     pointwise,
     softmax_attention,
 )
@@ -189,10 +192,11 @@ class NLBlockND(nn.Module):
             return self.forward_reference(x)[0]
         self._check_input(x)
         gemm = x.device.type == "cpu"  # 1x1 convs as batched GEMMs (see pointwise)
-        phi, g = self._keys_values(x, gemm)
+        source = self._projection_input(x)  # x itself for the residual
+        phi, g = self._keys_values(source, gemm)
         if self._folds(x, keys=phi.shape[1]):
-            return self._forward_folded(x, phi, g)
-        theta = self._queries(x, gemm)
+            return self._forward_folded(x, source, phi, g)
+        theta = self._queries(source, gemm)
         if self.mode in ("gaussian", "embedded"):
             kernel, split = self.softmax_kernel, not self.exportable
             y = softmax_attention(theta, phi, g, self.scale, split=split, kernel=kernel)
@@ -217,26 +221,35 @@ class NLBlockND(nn.Module):
             return kernel == "folded"
         length, inner = x[0, 0].numel(), self.inter_channels
         device = x.device.type  # under autocast the matmuls run in its dtype, not x's
-        autocast = torch.amp.is_autocast_available(device) and torch.is_autocast_enabled(device)
-        dtype = torch.get_autocast_dtype(device) if autocast else x.dtype
+        dtype = autocast_dtype(device) or x.dtype
         return explicit_pays_at(device, dtype, length, keys, inner) and folding_pays(
             length, keys, self.in_channels, inner
         )
 
-    def _forward_folded(self, x: Tensor, phi: Tensor, g: Tensor) -> Tensor:
+    def _projection_input(self, x: Tensor) -> Tensor:
+        """What the projections read: under autocast ``x`` cast once where theta, phi and g
+        all read it at every position (else each would keep a cast copy for the backward);
+        ``x`` itself where the keys are pooled first (a pool on the cast copy would run its
+        backward in that dtype, slower and larger) or ``gaussian`` (no projection of ``x``)."""
+        if self.pool_first or self.mode == "gaussian":
+            return x
+        return cast_once(x)
+
+    def _forward_folded(self, x: Tensor, source: Tensor, phi: Tensor, g: Tensor) -> Tensor:
         """``embedded`` with ``W_theta`` folded into the keys and ``W_z`` into the values: the
         logits ``x^T (W_theta^T phi) + b_theta^T phi``, the output ``A (W_z g + b_z)`` (rows of
-        the softmax ``A`` sum to 1), so neither projection runs at every position. ``phi`` and
-        ``g``: ``(N, M, Ci)`` each, as ``_keys_values`` makes them."""
+        the softmax ``A`` sum to 1), so neither projection runs at every position. ``source``:
+        ``x`` as the projections read it (``cast_once``); ``phi`` and ``g``: ``(N, M, Ci)``
+        each, as ``_keys_values`` makes them."""
         n = x.shape[0]
-        w_theta = self.theta.weight.flatten(1)  # (Ci, C)
+        w_theta = gemm_weight(self.theta, source)  # (Ci, C)
         keys = torch.bmm(phi, w_theta.expand(n, -1, -1))  # (N, M, Ci) x (Ci, C) -> (N, M, C)
         # theta's bias: one score b^T phi_j per key, (N, 1, Ci) x (N, Ci, M) -> (N, 1, M)
         key_scores = torch.bmm(self.theta.bias.expand(n, 1, -1), phi.transpose(1, 2))
         # Keys x positions, so that x is read and its gradient written in its own layout:
         # ((N, M, 1) + (N, M, C) x (N, C, L)) * scale -> (N, M, L), softmax over the keys
         logits = torch.baddbmm(
-            key_scores.transpose(1, 2), keys, x.flatten(2), beta=self.scale, alpha=self.scale
+            key_scores.transpose(1, 2), keys, source.flatten(2), beta=self.scale, alpha=self.scale
         )
         attention = logits.softmax(dim=1).to(g.dtype)
         values = pointwise(self.out_conv, g.transpose(1, 2))  # (N, Ci, M) -> (N, C, M)
@@ -329,7 +342,7 @@ class NLBlockND(nn.Module):
             phi = self.pool(x)
             g = _conv(self.g, phi, gemm) if self.pool_first else self.pool(_conv(self.g, x, gemm))
         elif self.pool_first:
-            pooled = self.pool(x)
+            pooled = cast_once(self.pool(x))  # one cast copy for phi and g
             phi, g = _conv(self.phi, pooled, gemm), _conv(self.g, pooled, gemm)
         else:
             phi, g = self.pool(_conv(self.phi, x, gemm)), self.pool(_conv(self.g, x, gemm))
