@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 import torch
 from test_non_local import randomise, record_sdpa
+from torch import nn
 
 from nlvideo.models import nl_kernels
 from nlvideo.models.non_local import NLBlockND
@@ -227,3 +228,24 @@ def test_cpu_autocast_casts_the_input_once_for_theta_phi_and_g(kernel):
     fast, reference = fast_and_reference_peaks(block, x.float(), autocast=torch.bfloat16)
     copy = x.numel() * 2  # bytes of x in bf16
     assert fast <= reference - copy, (fast, reference, copy)
+
+
+@pytest.mark.parametrize("kernel", ["fused", "explicit", "folded"])
+@pytest.mark.parametrize("maths", sorted(MATHS))
+def test_every_kernel_under_cpu_autocast_stays_close_to_float32(maths, kernel):
+    # Default init, eval-mode norm: bf16 rounding moves the block's contribution ~1% here; a
+    # cast in the wrong place (wrong tensor, wrong layout) would move it by its own size.
+    torch.manual_seed(0)
+    block = NLBlockND(64, 32, "embedded", 1, **MATHS[maths]).eval()
+    nn.init.ones_(block.out_norm.weight)
+    block.softmax_kernel = kernel
+    x = torch.randn(2, 64, 128, requires_grad=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        z = block(x)
+    (grad,) = torch.autograd.grad(z.square().sum(), x)
+    z_ref = block.forward_reference(x)[0]
+    (grad_ref,) = torch.autograd.grad(z_ref.square().sum(), x)
+    assert z.dtype == torch.float32
+    contribution, contribution_ref = (z - x).detach(), (z_ref - x).detach()
+    assert (contribution - contribution_ref).abs().max() <= 0.05 * contribution_ref.abs().max()
+    assert (grad - grad_ref).abs().max() <= 0.1 * grad_ref.abs().max()
