@@ -86,11 +86,12 @@ def test_a_forced_softmax_kernel_runs_and_matches_reference(monkeypatch, kernel,
 @pytest.mark.parametrize("length", [16, 48, 64, 512])
 def test_projections_are_folded_exactly_where_it_saves_work(monkeypatch, maths, dimension, length):
     folded = []  # the key counts M that the folded path ran with
-    monkeypatch.setattr(
-        NLBlockND,
-        "_forward_folded",
-        lambda self, x, *args: folded.append(args[-2].shape[1]) or real(self, x, *args),
-    )
+
+    def recording(self, x, source, phi, g):
+        folded.append(phi.shape[1])
+        return real(self, x, source, phi, g)
+
+    monkeypatch.setattr(NLBlockND, "_forward_folded", recording)
     block, x = block_and_input("embedded", maths, 64, length, inter=32)
     if dimension != 1:  # the same positions as a 2-D / 3-D map (keys pooled 2x2: M = L / 4)
         block = randomise(NLBlockND(64, 32, "embedded", dimension, **MATHS[maths]), 0)
@@ -249,3 +250,13 @@ def test_every_kernel_under_cpu_autocast_stays_close_to_float32(maths, kernel):
     contribution, contribution_ref = (z - x).detach(), (z_ref - x).detach()
     assert (contribution - contribution_ref).abs().max() <= 0.05 * contribution_ref.abs().max()
     assert (grad - grad_ref).abs().max() <= 0.1 * grad_ref.abs().max()
+
+
+@pytest.mark.parametrize("maths", sorted(MATHS))
+def test_a_float64_block_under_autocast_stays_float64(maths):  # autocast leaves float64 alone
+    block, x = block_and_input("embedded", maths, 32, 64, inter=16)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        z = block(x)
+        z_ref = block.forward_reference(x)[0]
+    assert z.dtype == torch.float64
+    torch.testing.assert_close(z, z_ref, rtol=0, atol=1e-10)

@@ -29,21 +29,24 @@ def autocast_dtype(device_type: str) -> torch.dtype | None:
     return None
 
 
-def cast_once(x: Tensor) -> Tensor:
-    """``x`` in autocast's dtype, for every projection of it: autocast casts a non-leaf input
-    again for each op (three bf16 copies of ``x`` kept for the backward instead of one)."""
-    dtype = autocast_dtype(x.device.type)
-    if dtype is None or x.dtype not in (torch.float32, torch.float16, torch.bfloat16):
-        return x  # autocast leaves float64 alone
-    return x.to(dtype)
+def matmul_dtype(t: Tensor) -> torch.dtype:
+    """The dtype a matmul reading ``t`` runs in: autocast's where it is on and casts ``t``
+    (it leaves float64 alone), else ``t``'s own."""
+    dtype = autocast_dtype(t.device.type)
+    eligible = t.dtype in (torch.float32, torch.float16, torch.bfloat16)
+    return dtype if dtype is not None and eligible else t.dtype
 
 
-def gemm_weight(conv: nn.Module, x: Tensor) -> Tensor:
-    """``conv``'s weight as a ``(Cout, C)`` matrix for a GEMM on ``x``, cast to autocast's
-    dtype here: autocast would cast its batch-expanded view, one copy per sample."""
-    weight = conv.weight.flatten(1)  # (Cout, C, 1, ...) -> (Cout, C)
-    dtype = autocast_dtype(x.device.type)
-    return weight if dtype is None else weight.to(dtype)
+def cast_once(t: Tensor) -> Tensor:
+    """``t`` as autocast would cast it for a matmul, once for every op that reads it: autocast
+    casts a non-leaf input again for each op (one copy each, kept for the backward)."""
+    return t.to(matmul_dtype(t))
+
+
+def gemm_weight(conv: nn.Module) -> Tensor:
+    """``conv``'s weight as a ``(Cout, C)`` matrix for a GEMM, cast here as autocast would:
+    autocast would cast its batch-expanded view, one copy per sample."""
+    return cast_once(conv.weight.flatten(1))  # (Cout, C, 1, ...) -> (Cout, C)
 
 
 def pointwise(conv: nn.Module, x: Tensor) -> Tensor:
@@ -57,7 +60,7 @@ def pointwise(conv: nn.Module, x: Tensor) -> Tensor:
     """
     n = x.shape[0]
     # (N, Cout, C) x (N, C, L) -> (N, Cout, L)
-    out = torch.bmm(gemm_weight(conv, x).expand(n, -1, -1), x.flatten(2))
+    out = torch.bmm(gemm_weight(conv).expand(n, -1, -1), x.flatten(2))
     if conv.bias is not None:
         out = out.add_(conv.bias[:, None].to(out.dtype))  # in place: bmm's backward keeps no output
     return out.view(n, -1, *x.shape[2:])

@@ -31,13 +31,13 @@ from torch import Tensor, nn
 from nlvideo.models.nl_groups import block_diagonal, from_groups, group_count, to_groups
 from nlvideo.models.nl_kernels import (
     SOFTMAX_KERNELS,
-    autocast_dtype,
     cast_once,
     concat_attention,
     dot_attention,
     explicit_pays_at,
     folding_pays,
     gemm_weight,
+    matmul_dtype,
     pointwise,
     softmax_attention,
 )
@@ -221,8 +221,7 @@ class NLBlockND(nn.Module):
             return kernel == "folded"
         length, inner = x[0, 0].numel(), self.inter_channels
         device = x.device.type  # under autocast the matmuls run in its dtype, not x's
-        dtype = autocast_dtype(device) or x.dtype
-        return explicit_pays_at(device, dtype, length, keys, inner) and folding_pays(
+        return explicit_pays_at(device, matmul_dtype(x), length, keys, inner) and folding_pays(
             length, keys, self.in_channels, inner
         )
 
@@ -242,7 +241,7 @@ class NLBlockND(nn.Module):
         ``x`` as the projections read it (``cast_once``); ``phi`` and ``g``: ``(N, M, Ci)``
         each, as ``_keys_values`` makes them."""
         n = x.shape[0]
-        w_theta = gemm_weight(self.theta, source)  # (Ci, C)
+        w_theta = gemm_weight(self.theta)  # (Ci, C)
         keys = torch.bmm(phi, w_theta.expand(n, -1, -1))  # (N, M, Ci) x (Ci, C) -> (N, M, C)
         # theta's bias: one score b^T phi_j per key, (N, 1, Ci) x (N, Ci, M) -> (N, 1, M)
         key_scores = torch.bmm(self.theta.bias.expand(n, 1, -1), phi.transpose(1, 2))
