@@ -5,7 +5,8 @@ configures ours like pytorchvideo's ``create_nonlocal(instantiation="softmax",
 pool_size=(1, 2, 2))`` (embedded Gaussian, input pooled before phi/g, logits scaled by
 ``inter ** -0.5``; the maths of the authors' released Caffe2 code too); ``--maths paper`` runs
 ours in the maths of the paper's text (phi/g pooled after their convs, unscaled logits) against
-the same pytorchvideo block, which has no such option::
+pytorchvideo's ``NonLocal`` built to do the same (conv-then-pool in its phi / g slots, theta's
+weights times ``inter ** 0.5`` against its fixed logit scale), since it has no such option::
 
     python benchmarks/nonlocal.py --shapes quick --maths both    # CPU
     python benchmarks/nonlocal.py --device cuda --dtype bf16 --shapes full
@@ -20,12 +21,8 @@ keys and values forced, so that one run shows which kernel wins at every shape (
 shared machine (other processes' load barely moves it) and equal to wall time x threads when
 the machine is quiet.
 
-``flop/pv`` is the variant's fwd+bwd floating-point work over pytorchvideo's, counted by
-``torch.utils.flop_counter`` on the explicit form of its maths (for ours the reference path:
-the counter misses the fused attention kernel); ``per-FLOP`` = speed x that ratio, the speed at
-equal work. The paper's maths runs the phi/g convs before the pool, on 4x the positions: ~1.5x
-pytorchvideo's work at res4, so at pytorchvideo's FLOP rate its speed there would be ~0.66x,
-and ``per-FLOP`` is the fair comparison.
+``time/pv``, ``mem/pv`` and ``speed`` compare each variant with pytorchvideo's block in the same
+maths, and the run stops unless their outputs and input gradients agree first.
 
 Peak memory is the extra memory allocated during one forward+backward on top of the inputs and
 weights: on CUDA ``torch.cuda.max_memory_allocated``; on CPU the running maximum of the
@@ -44,9 +41,8 @@ from contextlib import nullcontext
 
 import torch
 from peak_memory import peak_memory  # sibling module (the script's folder is on sys.path)
-from pytorchvideo.layers.nonlocal_net import create_nonlocal
+from pytorchvideo.layers.nonlocal_net import NonLocal, create_nonlocal
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
 
 from nlvideo.models.non_local import NLBlockND
 
@@ -70,38 +66,93 @@ DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 MATHS = {"slowfast": {"pool_first": True, "scale_logits": True}, "paper": {}}
 
 
-def build_models(
-    channels: int, device: torch.device, maths: str = "slowfast", kernels: bool = False
-) -> dict[str, nn.Module]:
-    """Ours (fast, reference) and pytorchvideo's block with identical random weights; with
-    ``kernels`` also ours with each softmax kernel forced (``ours-fused``, ``ours-explicit``,
-    ``ours-folded``)."""
-    peer = create_nonlocal(
-        dim_in=channels, dim_inner=channels // 2, pool_size=(1, 2, 2), instantiation="softmax"
+class ConvThenPool(nn.Sequential):
+    """A 1x1x1 conv, then the max pool: the paper's phi / g, in a slot of pytorchvideo's
+    ``NonLocal`` (which reads ``out_channels`` off its convs)."""
+
+    @property
+    def out_channels(self) -> int:
+        return self[0].out_channels
+
+
+def pytorchvideo_block(channels: int, maths: str) -> nn.Module:
+    """pytorchvideo's block in ``maths``: ``create_nonlocal`` for PySlowFast's (pool, then
+    phi / g); for the paper's its ``NonLocal`` with conv-then-pool in the phi / g slots (it has
+    no such option), so that both sides do the same work."""
+    inner = channels // 2
+    if maths == "slowfast":
+        return create_nonlocal(
+            dim_in=channels, dim_inner=inner, pool_size=(1, 2, 2), instantiation="softmax"
+        )
+
+    def pooled_conv() -> nn.Module:
+        return ConvThenPool(nn.Conv3d(channels, inner, 1), nn.MaxPool3d((1, 2, 2), (1, 2, 2)))
+
+    return NonLocal(
+        conv_theta=nn.Conv3d(channels, inner, 1),
+        conv_phi=pooled_conv(),
+        conv_g=pooled_conv(),
+        conv_out=nn.Conv3d(inner, channels, 1),
+        norm=nn.BatchNorm3d(channels),
+        instantiation="softmax",
     )
-    ours = NLBlockND(channels, channels // 2, "embedded", 3, **MATHS[maths])
+
+
+def copy_weights(ours: NLBlockND, peer: nn.Module, maths: str) -> None:
+    """Give pytorchvideo's block our weights. It always scales the logits by ``inner ** -0.5``;
+    for the paper's unscaled logits, theta's weight and bias carry ``inner ** 0.5``."""
+    phi, g = (
+        (peer.conv_phi, peer.conv_g) if maths == "slowfast" else (peer.conv_phi[0], peer.conv_g[0])
+    )
     with torch.no_grad():
-        for p in peer.parameters():
-            p.normal_(0.0, 0.02)
         for src, dst in [
-            (peer.conv_theta, ours.theta),
-            (peer.conv_phi, ours.phi),
-            (peer.conv_g, ours.g),
-            (peer.conv_out, ours.out_conv),
-            (peer.norm, ours.out_norm),
+            (ours.theta, peer.conv_theta),
+            (ours.phi, phi),
+            (ours.g, g),
+            (ours.out_conv, peer.conv_out),
+            (ours.out_norm, peer.norm),
         ]:
             dst.load_state_dict(src.state_dict())
-    reference = NLBlockND(
-        channels, channels // 2, "embedded", 3, **MATHS[maths], use_fast_path=False
-    )
-    reference.load_state_dict(ours.state_dict())
-    models = {f"ours/{maths}": ours, f"ref/{maths}": reference, "pytorchvideo": peer}
+        if maths == "paper":
+            for p in peer.conv_theta.parameters():
+                p.mul_(ours.inter_channels**0.5)
+
+
+def build_models(
+    channels: int,
+    device: torch.device,
+    maths: str = "slowfast",
+    kernels: bool = False,
+    weight_std: float = 0.02,
+    dtype: torch.dtype = torch.float32,
+) -> dict[str, nn.Module]:
+    """Ours (fast, reference) and pytorchvideo's block in ``maths`` with identical random
+    weights (normal, ``weight_std``); with ``kernels`` also ours with each softmax kernel
+    forced (``ours-fused``, ``ours-explicit``, ``ours-folded``)."""
+
+    def ours_block(**options) -> NLBlockND:
+        block = NLBlockND(channels, channels // 2, "embedded", 3, **MATHS[maths], **options)
+        return block.to(device, dtype)
+
+    ours = ours_block()
+    with torch.no_grad():
+        for p in ours.parameters():
+            p.normal_(0.0, weight_std)
+    peer = pytorchvideo_block(channels, maths).to(device, dtype)
+    copy_weights(ours, peer, maths)
+    models = {f"ours/{maths}": ours, f"ref/{maths}": ours_block(use_fast_path=False)}
     for kernel in ("fused", "explicit", "folded") if kernels else ():
-        forced = NLBlockND(channels, channels // 2, "embedded", 3, **MATHS[maths])
-        forced.load_state_dict(ours.state_dict())
-        forced.softmax_kernel = kernel
-        models[f"ours-{kernel}/{maths}"] = forced
-    return {k: m.to(device).train() for k, m in models.items()}
+        models[f"ours-{kernel}/{maths}"] = ours_block()
+        models[f"ours-{kernel}/{maths}"].softmax_kernel = kernel
+    for model in models.values():
+        model.load_state_dict(ours.state_dict())
+    models[f"pytorchvideo/{maths}"] = peer
+    return {k: m.train() for k, m in models.items()}
+
+
+def peer_of(name: str) -> str:
+    """``ours-fused/paper`` -> ``pytorchvideo/paper``: pytorchvideo's block in that maths."""
+    return "pytorchvideo/" + name.split("/", 1)[1]
 
 
 def reference_of(name: str) -> str:
@@ -120,6 +171,32 @@ def step_fn(model: nn.Module, x: torch.Tensor, autocast: torch.dtype | None) -> 
             p.grad = None
 
     return step
+
+
+def check_agreement(models: dict[str, nn.Module], x: torch.Tensor) -> None:
+    """Every variant's contribution (output less the identity) and input gradient equal its
+    maths' pytorchvideo block's, in float32: a timing of two different computations would
+    compare nothing. (Precision under autocast is the tests' business.)"""
+    tolerance = 1e-2  # relative norm: a max-pool argmax may flip; CUDA convs may run in TF32
+    cotangent = torch.randn_like(x)
+
+    def run(model: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+        contribution = model(x) - x
+        (grad,) = torch.autograd.grad(contribution, x, cotangent)
+        return contribution.detach(), grad
+
+    peers = {name: run(model) for name, model in models.items() if name == peer_of(name)}
+    for name, model in models.items():
+        if name in peers or peer_of(name) not in peers:
+            continue
+        for what, ours, theirs in zip(
+            ("output", "input gradient"), run(model), peers[peer_of(name)], strict=True
+        ):
+            error = ((ours - theirs).norm() / theirs.norm()).item()
+            if error > tolerance:
+                raise SystemExit(
+                    f"{name}: {what} differs from {peer_of(name)}'s by {error:.1e} (relative norm)"
+                )
 
 
 def time_steps(
@@ -143,13 +220,6 @@ def time_steps(
                 torch.cuda.synchronize()
             times[name].append(clock() - start)
     return {name: statistics.median(t) for name, t in times.items()}
-
-
-def flop_count(step: Callable[[], None]) -> int:
-    """Floating-point operations of one fwd+bwd, as ``torch.utils.flop_counter`` counts them."""
-    with FlopCounterMode(display=False) as counter:
-        step()
-    return counter.get_total_flops()
 
 
 def parse_shapes(text: str) -> list[tuple[str, int, int]]:
@@ -198,7 +268,7 @@ def main() -> None:
     )
     header = (
         f"{'stage':5} {'T':>3} {'N':>2} {'L':>6} {'M':>5} | {'variant':22} {'ms':>9} {'MiB':>8}"
-        f" | {'time/pv':>7} {'mem/pv':>6} {'speed':>6} {'flop/pv':>7} {'per-FLOP':>8}"
+        f" | {'time/pv':>7} {'mem/pv':>6} {'speed':>6}"
     )
     print(header)
     print("-" * len(header))
@@ -208,21 +278,15 @@ def main() -> None:
         for m in maths:
             models.update(build_models(channels, device, m, args.kernels))
         x = torch.randn(batch, channels, frames, size, size, device=device, requires_grad=True)
-        steps = {k: step_fn(m, x, autocast) for k, m in models.items() if k not in args.skip}
-        # the work of a variant's maths, counted on its explicit form (ours: the reference path)
-        work = {
-            k: flop_count(step_fn(m, x, autocast)) for k, m in models.items() if k[:4] != "ours"
-        }
+        models = {k: m for k, m in models.items() if k not in args.skip}
+        check_agreement(models, x)
+        steps = {k: step_fn(m, x, autocast) for k, m in models.items()}
         seconds = time_steps(steps, device, args.repeats, clock)
-        results = {
-            k: (seconds[k], peak_memory(step, device), work[reference_of(k)])
-            for k, step in steps.items()
-        }
-        peer = results.get("pytorchvideo")
-        for name, (seconds, mem, flops) in results.items():
+        results = {k: (seconds[k], peak_memory(step, device)) for k, step in steps.items()}
+        for name, (seconds, mem) in results.items():
+            peer = results.get(peer_of(name))
             ratio = (
                 f"{seconds / peer[0]:7.2f} {mem / peer[1]:6.2f} {peer[0] / seconds:5.2f}x"
-                f" {flops / peer[2]:7.2f} {peer[0] / seconds * flops / peer[2]:7.2f}x"
                 if peer
                 else ""
             )
