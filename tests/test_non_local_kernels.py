@@ -11,6 +11,7 @@ import pytest
 import torch
 from test_non_local import randomise, record_sdpa
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 from nlvideo.models import nl_kernels
 from nlvideo.models.non_local import NLBlockND
@@ -165,6 +166,47 @@ def peak_bytes(fn) -> int:
     return peak
 
 
+@pytest.fixture(params=[1, 2], ids=["1-thread", "2-threads"])
+def cpu_threads(request):
+    """Both CPU routes of ``pointwise``: the GEMM (one thread), PyTorch's conv (two)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(request.param)
+    yield request.param
+    torch.set_num_threads(before)
+
+
+class FunctionsCalled(TorchFunctionMode):
+    """Records the torch functions called inside it."""
+
+    def __init__(self):
+        super().__init__()
+        self.names: set[str] = set()
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        self.names.add(getattr(func, "__name__", str(func)))
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize("dimension", [1, 2, 3])
+def test_pointwise_is_the_conv_module_on_either_route(cpu_threads, dimension):
+    conv = randomise({1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}[dimension](8, 4, 1)).double()
+    shape = {1: (6,), 2: (3, 4), 3: (2, 3, 4)}[dimension]
+    x = torch.randn(2, 8, *shape, dtype=torch.float64, requires_grad=True)
+    with FunctionsCalled() as called:
+        out = nl_kernels.pointwise(conv, x)
+    # one thread: PyTorch's conv would take its slow unfold kernel, so the GEMM; else the conv
+    assert ("bmm" in called.names) == (cpu_threads == 1), called.names
+    expected = conv(x)
+    torch.testing.assert_close(out, expected, rtol=0, atol=1e-12)
+    grads = torch.autograd.grad(out.square().sum(), (x, conv.weight, conv.bias))
+    expected_grads = torch.autograd.grad(expected.square().sum(), (x, conv.weight, conv.bias))
+    for got, want in zip(grads, expected_grads, strict=True):
+        torch.testing.assert_close(got, want, rtol=0, atol=1e-12)
+    # the (N, C, L) form the block's output conv uses
+    flat = nl_kernels.pointwise(conv, x.flatten(2))
+    torch.testing.assert_close(flat, expected.flatten(2), rtol=0, atol=1e-12)
+
+
 def fast_and_reference_peaks(
     block: NLBlockND, x: torch.Tensor, autocast: torch.dtype | None = None
 ) -> tuple[int, int]:
@@ -196,7 +238,7 @@ def assert_no_more_memory_than_the_reference(
 
 @pytest.mark.parametrize("mode", ["gaussian", "embedded", "dot"])
 @pytest.mark.parametrize("maths", sorted(MATHS))
-def test_explicit_kernels_use_no_more_memory_than_the_reference(mode, maths):
+def test_explicit_kernels_use_no_more_memory_than_the_reference(mode, maths, cpu_threads):
     channels = 16 if mode == "gaussian" else 64
     block, x = block_and_input(mode, maths, channels, 64 if mode == "dot" else 512, inter=32)
     assert_no_more_memory_than_the_reference(block, x)
@@ -204,7 +246,7 @@ def test_explicit_kernels_use_no_more_memory_than_the_reference(mode, maths):
 
 @pytest.mark.parametrize("maths", sorted(MATHS))
 @pytest.mark.parametrize("length", [48, 512])  # folding saves work at 48, not at 512
-def test_the_folded_kernel_uses_no_more_memory_than_the_reference(maths, length):
+def test_the_folded_kernel_uses_no_more_memory_than_the_reference(maths, length, cpu_threads):
     block, x = block_and_input("embedded", maths, 64, length, inter=32)
     block.softmax_kernel = "folded"
     assert_no_more_memory_than_the_reference(block, x)
@@ -212,7 +254,7 @@ def test_the_folded_kernel_uses_no_more_memory_than_the_reference(maths, length)
 
 @pytest.mark.parametrize("kernel", ["auto", "explicit", "folded"])
 @pytest.mark.parametrize("maths", sorted(MATHS))
-def test_cpu_autocast_uses_no_more_memory_than_the_reference(maths, kernel):
+def test_cpu_autocast_uses_no_more_memory_than_the_reference(maths, kernel, cpu_threads):
     # res4 T4's proportions (fewer positions than channels): a cast of x per projection, or of
     # the batch-expanded weight per sample, would show here beside the small affinity.
     block, x = block_and_input("embedded", maths, 256, 384, inter=128)
@@ -221,7 +263,7 @@ def test_cpu_autocast_uses_no_more_memory_than_the_reference(maths, kernel):
 
 
 @pytest.mark.parametrize("kernel", ["explicit", "folded"])
-def test_cpu_autocast_casts_the_input_once_for_theta_phi_and_g(kernel):
+def test_cpu_autocast_casts_the_input_once_for_theta_phi_and_g(kernel, cpu_threads):
     # The paper's maths projects x at every position three times: the reference path keeps a
     # bf16 copy of x per projection for the backward, the fast path one for all.
     block, x = block_and_input("embedded", "paper", 256, 384, inter=128)

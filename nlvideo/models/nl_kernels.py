@@ -3,8 +3,9 @@
 Softmax modes: the fused ``scaled_dot_product_attention`` (never builds the ``L x M``
 affinity) or two explicit matmuls where the affinity is small (CPU) or outside flash/cuDNN's
 range (CUDA); ``dot`` in the cheaper matmul order; ``concatenate`` through sorted key scores and
-prefix sums; and 1x1 convs as batched GEMMs (CPU). Inputs are ``(N, L, C)`` queries and
-``(N, M, C)`` keys / values, as ``NLBlockND._embed`` makes them.
+prefix sums; and 1x1 convs as batched GEMMs where PyTorch's conv would be slow (CPU).
+Inputs are ``(N, L, C)`` queries and ``(N, M, C)`` keys / values, as ``NLBlockND._embed``
+makes them.
 """
 
 from __future__ import annotations
@@ -49,17 +50,29 @@ def gemm_weight(conv: nn.Module) -> Tensor:
     return cast_once(conv.weight.flatten(1))  # (Cout, C, 1, ...) -> (Cout, C)
 
 
-def pointwise(conv: nn.Module, x: Tensor) -> Tensor:
-    """1x1 ``conv`` of ``x`` ``(N, C, *S)`` or ``(N, C, L)`` as one batched GEMM on ``x`` as it
-    lies: ``(N, Cout, *S)``.
+_CONV_OF_RANK = {3: F.conv1d, 4: F.conv2d, 5: F.conv3d}
 
-    PyTorch runs a 1x1x1 ``Conv3d`` on CPU through its generic unfold kernel (``slow_conv3d``,
-    zero-filled buffers in the backward); the GEMM was 5-18% faster per conv, fwd+bwd, at the
-    res3 / res4 shapes (one thread). The weight is broadcast over the batch as a stride-0 view:
-    ``matmul`` would copy ``x`` to fold the batch into the rows.
+
+def pointwise(conv: nn.Module, x: Tensor) -> Tensor:
+    """1x1 ``conv`` of ``x`` ``(N, C, *S)`` or ``(N, C, L)`` on CPU: ``(N, Cout, *S)``; as one
+    batched GEMM on ``x`` as it lies where PyTorch's conv would take its unfold kernel, else
+    as PyTorch's conv (oneDNN).
+
+    PyTorch sends a 1x1 conv of a batch under 16 on one thread to its generic unfold kernel
+    (``slow_conv3d``, zero-filled buffers in the backward), which the GEMM beat by 5-18%
+    fwd+bwd at the res3 / res4 shapes; on more threads (or batches) to oneDNN, which took half
+    the GEMM's time on two threads (PyTorch's fp32 GEMM ran at half oneDNN's rate on this
+    AVX-512 CPU). Forced on one thread (by a dilation, which a 1x1 kernel ignores) oneDNN took
+    0.48-0.67x the GEMM's time per conv, 0.71-0.90x the block's, but copies ``x`` and the output
+    into its own layout (+18 MiB per res4 T16 projection): more than the explicit path's
+    memory. Under ``torch.compile`` the conv: the thread count would break the graph.
     """
+    if torch.compiler.is_compiling() or torch.get_num_threads() > 1 or x.shape[0] >= 16:
+        weight = conv.weight.view(*conv.weight.shape[:2], *(1,) * (x.dim() - 2))
+        return _CONV_OF_RANK[x.dim()](x, cast_once(weight), conv.bias)
     n = x.shape[0]
-    # (N, Cout, C) x (N, C, L) -> (N, Cout, L)
+    # (N, Cout, C) x (N, C, L) -> (N, Cout, L); the weight broadcast over the batch as a
+    # stride-0 view (``matmul`` would copy ``x`` to fold the batch into the rows)
     out = torch.bmm(gemm_weight(conv).expand(n, -1, -1), x.flatten(2))
     if conv.bias is not None:
         out = out.add_(conv.bias[:, None].to(out.dtype))  # in place: bmm's backward keeps no output
@@ -143,11 +156,18 @@ def fused_softmax(q: Tensor, k: Tensor, v: Tensor, scale: float, *, split: bool 
 
 def explicit_softmax(q: Tensor, k: Tensor, v: Tensor, scale: float) -> Tensor:
     """``softmax(q k^T * scale) v`` as two matmuls: the reference path's maths and memory (one
-    ``L x M`` matrix kept for the backward, scaled in place)."""
-    logits = q @ k.transpose(1, 2).to(q.dtype)  # (N, L, C) x (N, C, M) -> (N, L, M)
+    ``L x M`` matrix kept for the backward, scaled in place).
+
+    Built keys x queries, so that the result comes out channels first, ``(N, Ci, L)``, the
+    layout the block's output conv reads without a copy (returned as its ``(N, L, Ci)`` view),
+    and every gradient of the backward lies as its tensor does (no copy of the affinity).
+    """
+    logits = k.to(q.dtype) @ q.transpose(1, 2)  # (N, M, C) x (N, C, L) -> (N, M, L)
     if scale != 1.0:
         logits.mul_(scale)  # in place: the matmul's backward needs its inputs, not this
-    return logits.softmax(dim=-1).to(v.dtype) @ v  # (N, L, M) x (N, M, Ci) -> (N, L, Ci)
+    attention = logits.softmax(dim=1).to(v.dtype)  # over the keys
+    # (N, Ci, M) x (N, M, L) -> (N, Ci, L)
+    return (v.transpose(1, 2) @ attention).transpose(1, 2)
 
 
 def cpu_explicit_softmax(length: int, keys: int, channels: int) -> bool:

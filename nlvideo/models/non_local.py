@@ -17,7 +17,8 @@ matmuls are faster), ``dot`` through associativity ``theta (phi^T g) / M``, and
 ``concatenate`` sorts the key scores so that each query's sum is two prefix-sum look-ups. Where
 the queries are few against the channels (``embedded``, two matmuls), ``W_theta`` and ``W_z``
 are folded into the keys and values instead of applied at every position (``folding_pays``). On
-CPU the fast path also runs the 1x1 convs as batched GEMMs (``pointwise``).
+CPU the fast path also runs the 1x1 convs as batched GEMMs where PyTorch's conv would be
+slow (``pointwise``).
 ``forward_reference`` builds the affinity matrix explicitly with the conv modules (tests,
 visualisation).
 """
@@ -191,7 +192,7 @@ class NLBlockND(nn.Module):
         if not self.use_fast_path:
             return self.forward_reference(x)[0]
         self._check_input(x)
-        gemm = x.device.type == "cpu"  # 1x1 convs as batched GEMMs (see pointwise)
+        gemm = x.device.type == "cpu"  # 1x1 convs through pointwise
         source = self._projection_input(x)  # x itself for the residual
         phi, g = self._keys_values(source, gemm)
         if self._folds(x, keys=phi.shape[1]):
@@ -326,7 +327,7 @@ class NLBlockND(nn.Module):
 
     def _embed(self, x: Tensor, gemm: bool = False) -> tuple[Tensor, Tensor, Tensor]:
         """Queries ``(N, L, Cq)``, keys ``(N, M, Cq)`` and values ``(N, M, Ci)``; ``gemm``
-        applies the 1x1 convs as batched GEMMs (``pointwise``), else as the conv modules."""
+        applies the 1x1 convs through ``pointwise``, else as the conv modules."""
         return self._queries(x, gemm), *self._keys_values(x, gemm)
 
     def _queries(self, x: Tensor, gemm: bool) -> Tensor:
@@ -348,7 +349,8 @@ class NLBlockND(nn.Module):
         return phi.flatten(2).transpose(1, 2), g.flatten(2).transpose(1, 2)
 
     def _output(self, x: Tensor, y: Tensor, gemm: bool = False) -> Tensor:
-        # (N, L, Ci) -> (N, Ci, *S): a view for the GEMM, which reads it transposed
+        # (N, L, Ci) -> (N, Ci, L): contiguous where the kernel made it channels first, read as
+        # it lies by the GEMM and without a copy by the conv
         y = y.transpose(1, 2)
         if gemm:
             return x + self.out_norm(pointwise(self.out_conv, y).view(x.shape))
@@ -357,5 +359,5 @@ class NLBlockND(nn.Module):
 
 
 def _conv(module: nn.Module, x: Tensor, gemm: bool) -> Tensor:
-    """A 1x1 conv module on ``x``: as a batched GEMM (``pointwise``) where ``gemm``."""
+    """A 1x1 conv module on ``x``: through ``pointwise`` where ``gemm``."""
     return pointwise(module, x) if gemm else module(x)
